@@ -1,0 +1,399 @@
+#include "control.h"
+#include "buf.h"
+#include "frame.h"
+#include "log.h"
+#include "mountopts.h"
+#include "spawn.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SPAWN_AFTER_MS 2000
+#define SPAWN_BACKOFF_MAX_MS 30000
+
+/* Outgoing frames. Events survive a disconnect (and are re-sent whole); replies do not. */
+struct msg {
+	struct msg *next;
+	int event;
+	size_t len, sent;
+	uint8_t data[];
+};
+
+static const struct monitor_cfg *cfg;
+static int ctl_fd = -1;
+static struct buf ctl_in;
+static struct msg *qhead, *qtail;
+static int64_t fail_since, next_spawn;
+static int backoff_ms = SPAWN_AFTER_MS;
+
+static void disconnect(const char *why);
+
+static void queue(struct buf *frame, int event, int at_head)
+{
+	struct msg *m = xrealloc(NULL, sizeof *m + frame->len);
+	m->event = event;
+	m->len = frame->len;
+	m->sent = 0;
+	memcpy(m->data, buf_head(frame), frame->len);
+	if (at_head) {
+		m->next = qhead;
+		qhead = m;
+		if (!qtail)
+			qtail = m;
+	} else {
+		m->next = NULL;
+		if (qtail)
+			qtail->next = m;
+		else
+			qhead = m;
+		qtail = m;
+	}
+}
+
+static void flush(void)
+{
+	while (qhead && ctl_fd >= 0) {
+		struct msg *m = qhead;
+		ssize_t w = send(ctl_fd, m->data + m->sent, m->len - m->sent, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			disconnect(strerror(errno));
+			return;
+		}
+		m->sent += (size_t)w;
+		if (m->sent < m->len)
+			continue;
+		qhead = m->next;
+		if (!qhead)
+			qtail = NULL;
+		free(m);
+	}
+}
+
+static void send_frame(struct buf *b, size_t start, int event)
+{
+	if (frame_end(b, start) < 0) {
+		logm(LV_ERROR, "dropping an oversized control frame");
+		return;
+	}
+	queue(b, event, 0);
+	buf_free(b);
+	flush();
+}
+
+static void reply_ok(const char *seq, const char *value)
+{
+	struct buf b = { 0 };
+	size_t s = frame_begin(&b);
+	frame_add(&b, "ok");
+	frame_add(&b, seq);
+	if (value)
+		frame_add(&b, value);
+	send_frame(&b, s, 0);
+}
+
+static void reply_err(const char *seq, int err, const char *message)
+{
+	struct buf b = { 0 };
+	size_t s = frame_begin(&b);
+	frame_add(&b, "error");
+	frame_add(&b, seq);
+	frame_add_u64(&b, (uint64_t)err);
+	frame_add(&b, message);
+	send_frame(&b, s, 0);
+}
+
+void control_reaped(pid_t pid, int status, const struct timespec *ts)
+{
+	struct buf b = { 0 };
+	size_t s = frame_begin(&b);
+	frame_add(&b, "reaped");
+	frame_add_i64(&b, pid);
+	frame_add_i64(&b, status);
+	frame_add_i64(&b, ts->tv_sec);
+	frame_add_i64(&b, ts->tv_nsec);
+	send_frame(&b, s, 1);
+	logm(LV_DEBUG, "reaped pid %d status %d", (int)pid, status);
+}
+
+/* Strict non-negative decimal. */
+static int parse_count(const char *s, size_t *out)
+{
+	if (!*s || strlen(s) > 9)
+		return -1;
+	size_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* spawn <seq> <io key> <cwd> <stdin> <stdout> <stderr> <argc> argv... <envc> env... */
+static void do_spawn(char **f, size_t n)
+{
+	const char *seq = f[1];
+	size_t argc, envc;
+	if (n < 8 || parse_count(f[7], &argc) < 0 || argc < 1 || n < 9 + argc ||
+	    parse_count(f[8 + argc], &envc) < 0 || n != 9 + argc + envc) {
+		reply_err(seq, EINVAL, "malformed spawn request");
+		return;
+	}
+	char **argv = xrealloc(NULL, (argc + 1) * sizeof *argv);
+	memcpy(argv, f + 8, argc * sizeof *argv);
+	argv[argc] = NULL;
+	char **envp = NULL;
+	if (envc > 0) {
+		envp = xrealloc(NULL, (envc + 1) * sizeof *envp);
+		memcpy(envp, f + 9 + argc, envc * sizeof *envp);
+		envp[envc] = NULL;
+	}
+	struct spawn_req r = {
+		.iokey = f[2], .cwd = f[3], .stdio = { f[4], f[5], f[6] }, .argv = argv, .envp = envp,
+	};
+	pid_t pid;
+	char err[512];
+	int e = spawn_run(&r, &pid, err, sizeof err);
+	free(argv);
+	free(envp);
+	if (e) {
+		logm(LV_WARN, "spawn %s failed: %s", f[8], err);
+		reply_err(seq, e, err);
+		return;
+	}
+	char num[24];
+	snprintf(num, sizeof num, "%d", (int)pid);
+	logm(LV_DEBUG, "spawned %s as pid %d", f[8], (int)pid);
+	reply_ok(seq, num);
+}
+
+static void do_mount(char **f, size_t n)
+{
+	if (n != 6) {
+		reply_err(f[1], EINVAL, "malformed mount request");
+		return;
+	}
+	const char *step;
+	int rc = mount_apply(f[2], f[3], f[4], f[5], &step);
+	if (rc < 0) {
+		char err[512];
+		snprintf(err, sizeof err, "%s %s on %s (%s): %s", step, f[3], f[4], f[2], strerror(-rc));
+		reply_err(f[1], -rc, err);
+		return;
+	}
+	reply_ok(f[1], NULL);
+}
+
+static void do_umount(char **f, size_t n)
+{
+	if (n != 3) {
+		reply_err(f[1], EINVAL, "malformed umount request");
+		return;
+	}
+	int rc = umount_all(f[2]);
+	if (rc < 0) {
+		char err[512];
+		snprintf(err, sizeof err, "umount %s: %s", f[2], strerror(-rc));
+		reply_err(f[1], -rc, err);
+		return;
+	}
+	reply_ok(f[1], NULL);
+}
+
+static void dispatch(char **f, size_t n)
+{
+	if (n < 2) {
+		logm(LV_WARN, "ignoring a control frame without a sequence number");
+		return;
+	}
+	const char *req = f[0];
+	if (strcmp(req, "spawn") == 0) {
+		do_spawn(f, n);
+	} else if (strcmp(req, "closeio") == 0 && n == 3) {
+		spawn_closeio(f[2]);
+		reply_ok(f[1], NULL);
+	} else if (strcmp(req, "release") == 0 && n == 3) {
+		spawn_release(f[2]);
+		reply_ok(f[1], NULL);
+	} else if (strcmp(req, "mount") == 0) {
+		do_mount(f, n);
+	} else if (strcmp(req, "umount") == 0) {
+		do_umount(f, n);
+	} else if (strcmp(req, "shutdown") == 0 && n == 2) {
+		reply_ok(f[1], NULL);
+		logm(LV_INFO, "shutdown requested by the daemon");
+		free(f);
+		control_flush_wait(1000);
+		monitor_exit(0);
+	} else {
+		char err[128];
+		snprintf(err, sizeof err, "unknown or malformed request %.64s", req);
+		reply_err(f[1], EINVAL, err);
+	}
+}
+
+static void read_frames(void)
+{
+	for (;;) {
+		char **f;
+		size_t n, len;
+		int rc = frame_parse(&ctl_in, &f, &n, &len);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			disconnect("malformed frame");
+			return;
+		}
+		dispatch(f, n);
+		free(f);
+		if (ctl_fd < 0)
+			return;
+		buf_drop(&ctl_in, len);
+	}
+}
+
+static void disconnect(const char *why)
+{
+	if (ctl_fd < 0)
+		return;
+	logm(LV_WARN, "lost the daemon control connection: %s", why);
+	close(ctl_fd);
+	ctl_fd = -1;
+	buf_free(&ctl_in);
+	/* drop replies, keep events (to be re-sent whole after the next hello) */
+	struct msg **pp = &qhead;
+	qtail = NULL;
+	while (*pp) {
+		struct msg *m = *pp;
+		if (!m->event) {
+			*pp = m->next;
+			free(m);
+			continue;
+		}
+		m->sent = 0;
+		qtail = m;
+		pp = &m->next;
+	}
+	fail_since = 0;
+}
+
+void control_init(const struct monitor_cfg *c)
+{
+	cfg = c;
+}
+
+int control_fd(void)
+{
+	return ctl_fd;
+}
+
+short control_events(void)
+{
+	return (short)(POLLIN | (qhead ? POLLOUT : 0));
+}
+
+void control_handle(short revents)
+{
+	if (ctl_fd < 0)
+		return;
+	if (revents & POLLOUT)
+		flush();
+	if (ctl_fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
+		ssize_t r = buf_fill(&ctl_in, ctl_fd, 65536);
+		if (r == 0) {
+			disconnect("closed by the daemon");
+		} else if (r < 0) {
+			if (errno != EAGAIN)
+				disconnect(strerror(errno));
+		} else {
+			read_frames();
+		}
+	}
+}
+
+int control_wants_tick(void)
+{
+	return ctl_fd < 0;
+}
+
+void control_tick(int64_t now)
+{
+	if (ctl_fd >= 0)
+		return;
+	int fd = daemon_connect(&cfg->daemon);
+	if (fd >= 0) {
+		ctl_fd = fd;
+		fail_since = 0;
+		backoff_ms = SPAWN_AFTER_MS;
+		struct buf b = { 0 };
+		size_t s = frame_begin(&b);
+		frame_add(&b, "control");
+		frame_add(&b, cfg->monitor_id);
+		frame_add_i64(&b, getpid());
+		frame_add(&b, cfg->bundle);
+		frame_add(&b, cfg->namespace);
+		frame_add(&b, cfg->id);
+		frame_add(&b, cfg->shim_address);
+		if (frame_end(&b, s) == 0)
+			queue(&b, 0, 1);
+		buf_free(&b);
+		logm(LV_INFO, "connected to the daemon at %s", cfg->daemon.sock);
+		flush();
+		return;
+	}
+	if (fd == -EAGAIN)
+		return; /* listening but busy */
+	if (!fail_since)
+		fail_since = now;
+	if (now - fail_since < SPAWN_AFTER_MS || now < next_spawn)
+		return;
+	int rc = daemon_spawn(&cfg->daemon);
+	if (rc < 0)
+		logm(LV_ERROR, "starting the daemon failed: %s", strerror(-rc));
+	else
+		logm(LV_INFO, "daemon unreachable (%s), started %s %s", strerror(-fd), cfg->daemon.node,
+		     cfg->daemon.bundle);
+	next_spawn = now + backoff_ms;
+	backoff_ms = backoff_ms * 2 > SPAWN_BACKOFF_MAX_MS ? SPAWN_BACKOFF_MAX_MS : backoff_ms * 2;
+}
+
+void control_flush_wait(int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+	while (qhead && ctl_fd >= 0) {
+		flush();
+		if (!qhead || ctl_fd < 0)
+			return;
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			return;
+		struct pollfd p = { .fd = ctl_fd, .events = POLLOUT };
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+			return;
+	}
+}
+
+void control_close(void)
+{
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	ctl_fd = -1;
+	buf_free(&ctl_in);
+	while (qhead) {
+		struct msg *m = qhead;
+		qhead = m->next;
+		free(m);
+	}
+	qtail = NULL;
+}

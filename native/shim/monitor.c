@@ -1,0 +1,189 @@
+/* The monitor's process setup, poll loop, reaping and exit. */
+#include "monitor.h"
+#include "control.h"
+#include "log.h"
+#include "proxy.h"
+#include "spawn.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_MS 20
+
+static const struct monitor_cfg *cfg;
+static int sig_fd = -1;
+static struct pollfd *pfds;
+static size_t npfds_cap;
+
+static void unlink_socket(void)
+{
+	struct stat st;
+	/* only the socket file we bound: a newer monitor may own the path by now */
+	if (stat(cfg->sock_path, &st) == 0 && st.st_dev == cfg->sock_dev && st.st_ino == cfg->sock_ino)
+		(void)unlink(cfg->sock_path);
+}
+
+void monitor_exit(int code)
+{
+	unlink_socket();
+	proxy_close_all();
+	control_close();
+	spawn_release_all();
+	close(cfg->listen_fd);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	free(pfds);
+	logm(LV_INFO, "monitor exiting");
+	log_close();
+	exit(code);
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int st;
+		pid_t pid = wait4(-1, &st, WNOHANG, NULL);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		int status;
+		if (WIFEXITED(st))
+			status = WEXITSTATUS(st);
+		else if (WIFSIGNALED(st))
+			status = 128 + WTERMSIG(st);
+		else
+			continue;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		control_reaped(pid, status, &ts);
+	}
+}
+
+static void handle_signals(void)
+{
+	struct signalfd_siginfo si;
+	int chld = 0, term = 0;
+	ssize_t n;
+	while ((n = read(sig_fd, &si, sizeof si)) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			chld = 1;
+		else
+			term = (int)si.ssi_signo;
+	}
+	if (chld)
+		reap();
+	if (term) {
+		logm(LV_INFO, "terminating on signal %d", term);
+		monitor_exit(0);
+	}
+}
+
+static int setup(void)
+{
+	if (setpgid(0, 0) < 0 && errno != EPERM)
+		return -1;
+	if (child_devnull_stdio() < 0)
+		return -1;
+	log_open(cfg->bundle, cfg->id, cfg->debug);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+		logm(LV_ERROR, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+		return -1;
+	}
+	struct sigaction ign;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &ign, NULL) < 0 || sigaction(SIGHUP, &ign, NULL) < 0)
+		return -1;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig_fd < 0 || set_nonblock(cfg->listen_fd, 1) < 0) {
+		logm(LV_ERROR, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void monitor_run(const struct monitor_cfg *c)
+{
+	cfg = c;
+	if (setup() < 0)
+		_exit(1);
+	control_init(cfg);
+	proxy_init(cfg);
+	logm(LV_INFO, "monitor started on %s", cfg->shim_address);
+	/* children exited before the signalfd existed are reaped here */
+	reap();
+
+	int64_t next_tick = 0, accept_resume = 0;
+	for (;;) {
+		int64_t now = mono_ms();
+		int64_t deadline = -1;
+		if (control_wants_tick() || proxy_wants_tick()) {
+			if (now >= next_tick) {
+				control_tick(now);
+				proxy_tick();
+				next_tick = now + TICK_MS;
+			}
+			if (control_wants_tick() || proxy_wants_tick())
+				deadline = next_tick;
+		}
+		int accepting = now >= accept_resume;
+		if (!accepting && (deadline < 0 || accept_resume < deadline))
+			deadline = accept_resume;
+
+		size_t n = 3 + proxy_slots();
+		if (n > npfds_cap) {
+			npfds_cap = n * 2;
+			pfds = xrealloc(pfds, npfds_cap * sizeof *pfds);
+		}
+		pfds[0] = (struct pollfd){ .fd = accepting ? cfg->listen_fd : -1, .events = POLLIN };
+		pfds[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		pfds[2] = (struct pollfd){ .fd = control_fd(), .events = control_events() };
+		proxy_fill(pfds + 3);
+		for (size_t i = 0; i < n; i++)
+			pfds[i].revents = 0;
+
+		int timeout = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+			timeout = left < 0 ? 0 : (int)left;
+		}
+		int rc = poll(pfds, n, timeout);
+		if (rc < 0) {
+			if (errno != EINTR) {
+				logm(LV_ERROR, "poll: %s", strerror(errno));
+				struct timespec pause = { 0, 10 * 1000 * 1000 };
+				nanosleep(&pause, NULL);
+			}
+			continue;
+		}
+		if (pfds[1].revents)
+			handle_signals();
+		if (pfds[2].revents && pfds[2].fd == control_fd())
+			control_handle(pfds[2].revents);
+		proxy_dispatch(pfds + 3);
+		if (pfds[0].revents) {
+			int pause_ms = proxy_accept(cfg->listen_fd);
+			if (pause_ms)
+				accept_resume = mono_ms() + pause_ms;
+		}
+	}
+}

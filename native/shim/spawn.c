@@ -1,0 +1,193 @@
+#include "spawn.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct keeper {
+	struct keeper *next;
+	char *key;
+	int fd;
+	int stdin_writer;
+};
+
+static struct keeper *keepers;
+
+static void keeper_add(const char *key, int fd, int stdin_writer)
+{
+	struct keeper *k = xrealloc(NULL, sizeof *k);
+	k->key = xstrdup(key);
+	k->fd = fd;
+	k->stdin_writer = stdin_writer;
+	k->next = keepers;
+	keepers = k;
+}
+
+/* Close and forget keepers matching key (all when key is NULL); only stdin writers if only_stdin. */
+static void keeper_drop(const char *key, int only_stdin, int fd)
+{
+	struct keeper **pp = &keepers;
+	while (*pp) {
+		struct keeper *k = *pp;
+		int match = (fd >= 0) ? k->fd == fd
+				      : (!key || strcmp(k->key, key) == 0) && (!only_stdin || k->stdin_writer);
+		if (!match) {
+			pp = &k->next;
+			continue;
+		}
+		*pp = k->next;
+		close(k->fd);
+		free(k->key);
+		free(k);
+	}
+}
+
+void spawn_closeio(const char *key) { keeper_drop(key, 1, -1); }
+void spawn_release(const char *key) { keeper_drop(key, 0, -1); }
+void spawn_release_all(void) { keeper_drop(NULL, 0, -1); }
+
+/* Opens the child's end of stdio slot i (0, 1, 2) and any keeper. Returns the fd, or -1 with
+ * errno. Keeper fds opened here are appended to added[] (*nadded). */
+static int open_stdio(int i, const char *spec, const char *key, int added[], int *nadded)
+{
+	if (spec[0] == '\0')
+		return open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+	if (strncmp(spec, "file:", 5) == 0) {
+		const char *path = spec + 5;
+		if (mkdir_parent(path, 0755) < 0)
+			return -1;
+		return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+	}
+	if (strncmp(spec, "fifo:", 5) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	const char *path = spec + 5;
+	int fd, keep;
+	if (i == 0) {
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return -1;
+		keep = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (keep < 0 || set_nonblock(fd, 0) < 0) {
+			int e = errno;
+			if (keep >= 0)
+				close(keep);
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		keeper_add(key, keep, 1);
+	} else {
+		keep = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (keep < 0)
+			return -1;
+		keeper_add(key, keep, 0);
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			int e = errno;
+			keeper_drop(NULL, 0, keep);
+			errno = e;
+			return -1;
+		}
+	}
+	added[(*nadded)++] = keep;
+	return fd;
+}
+
+struct child_err {
+	int step; /* 0 stdio, 1 chdir, 2 exec */
+	int err;
+};
+
+static void __attribute__((noreturn)) child_fail(int ep, int step)
+{
+	struct child_err ce = { step, errno };
+	(void)!write(ep, &ce, sizeof ce);
+	_exit(127);
+}
+
+static void __attribute__((noreturn)) child(int fds[3], int ep, const struct spawn_req *r)
+{
+	child_reset_signals();
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] < 3) {
+			int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+			if (d < 0)
+				child_fail(ep, 0);
+			fds[i] = d;
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		if (dup2(fds[i], i) < 0)
+			child_fail(ep, 0);
+	if (r->cwd[0] && chdir(r->cwd) < 0)
+		child_fail(ep, 1);
+	close_fds_from(3, ep);
+	if (r->envp)
+		execvpe(r->argv[0], r->argv, r->envp);
+	else
+		execvp(r->argv[0], r->argv);
+	child_fail(ep, 2);
+}
+
+int spawn_run(const struct spawn_req *r, pid_t *pid, char *err, size_t errlen)
+{
+	int fds[3] = { -1, -1, -1 };
+	int added[3], nadded = 0, e = 0;
+	static const char *const names[3] = { "stdin", "stdout", "stderr" };
+	*pid = 0;
+	for (int i = 0; i < 3; i++) {
+		fds[i] = open_stdio(i, r->stdio[i], r->iokey, added, &nadded);
+		if (fds[i] < 0) {
+			e = errno;
+			snprintf(err, errlen, "open %s %s: %s", names[i], r->stdio[i], strerror(e));
+			goto fail;
+		}
+	}
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		e = errno;
+		snprintf(err, errlen, "pipe: %s", strerror(e));
+		goto fail;
+	}
+	pid_t p = fork();
+	if (p < 0) {
+		e = errno;
+		snprintf(err, errlen, "fork: %s", strerror(e));
+		close(ep[0]);
+		close(ep[1]);
+		goto fail;
+	}
+	if (p == 0)
+		child(fds, ep[1], r);
+	close(ep[1]);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	*pid = p;
+	struct child_err ce;
+	ssize_t n;
+	do
+		n = read(ep[0], &ce, sizeof ce);
+	while (n < 0 && errno == EINTR);
+	close(ep[0]);
+	if (n == (ssize_t)sizeof ce) {
+		static const char *const steps[3] = { "stdio", "chdir", "exec" };
+		const char *what = ce.step == 1 ? r->cwd : ce.step == 2 ? r->argv[0] : "";
+		snprintf(err, errlen, "%s %s: %s", steps[ce.step < 0 || ce.step > 2 ? 0 : ce.step], what,
+			 strerror(ce.err));
+		return ce.err ? ce.err : EIO;
+	}
+	return 0;
+fail:
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (int i = 0; i < nadded; i++)
+		keeper_drop(NULL, 0, added[i]);
+	return e;
+}

@@ -1,0 +1,219 @@
+/* `start`: find or create the shim socket for this container's group, make sure a daemon
+ * exists, fork the monitor, write <bundle>/address and print the address. */
+#include "daemon.h"
+#include "json.h"
+#include "monitor.h"
+#include "sha256.h"
+#include "shim.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SOCKET_DIR "/run/containerd/s"
+
+static struct monitor_cfg mc;
+
+static void drain_stdin(void)
+{
+	char b[4096];
+	for (;;) {
+		ssize_t r = read(0, b, sizeof b);
+		if (r > 0 || (r < 0 && errno == EINTR))
+			continue;
+		return; /* EOF, or no usable stdin */
+	}
+}
+
+/* Grouping id: annotation io.containerd.runc.v2.group, else io.kubernetes.cri.sandbox-id, else id. */
+static char *group_id(const char *bundle, const char *id)
+{
+	static const char *const keys[] = { "io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id" };
+	char path[PATH_MAX], *js;
+	size_t len;
+	if (fmt_path(path, sizeof path, "%s/config.json", bundle) < 0 ||
+	    read_file(path, &js, &len, 64u << 20) < 0)
+		return xstrdup(id);
+	char *value = NULL;
+	for (size_t i = 0; i < 2 && !value; i++)
+		if (json_annotation(js, len, keys[i], &value) != 1)
+			value = NULL;
+	free(js);
+	return value ? value : xstrdup(id);
+}
+
+static int bind_listen(const char *path)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (unix_sockaddr(&sa, &len, path) < 0)
+		return -errno;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 128) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Is a live server behind path? A connect within 100 ms, or a full backlog, says yes. */
+static int socket_alive(const char *path)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (unix_sockaddr(&sa, &len, path) < 0)
+		return 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	struct timeval tv = { 0, 100 * 1000 };
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int rc = connect(fd, (struct sockaddr *)&sa, len);
+	int e = errno;
+	close(fd);
+	return rc == 0 || e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT || e == EINTR;
+}
+
+static void write_address(const char *bundle, const char *address)
+{
+	char path[PATH_MAX];
+	if (fmt_path(path, sizeof path, "%s/address", bundle) < 0 ||
+	    write_file_atomic(path, address, strlen(address), 0644) < 0)
+		die("write %s/address: %s", bundle, strerror(errno));
+}
+
+static void print_address(const char *address)
+{
+	if (write_all(1, address, strlen(address)) < 0)
+		die("write address to stdout: %s", strerror(errno));
+}
+
+/* Bind the shim socket; 1 when another monitor already serves it, 0 when we own mc.listen_fd. */
+static int claim_socket(void)
+{
+	const char *path = mc.sock_path;
+	if (mkdir_parent(path, 0700) < 0)
+		die("mkdir for %s: %s", path, strerror(errno));
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (fmt_path(dir, sizeof dir, "%.*s", slash && slash != path ? (int)(slash - path) : 1,
+		     slash ? path : ".") < 0)
+		die("socket path too long");
+	/* Serialise bind..listen against concurrent starts of the same group. */
+	int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock >= 0)
+		while (flock(lock, LOCK_EX) < 0 && errno == EINTR)
+			;
+	int fd = bind_listen(path);
+	if (fd == -EADDRINUSE) {
+		if (socket_alive(path)) {
+			if (lock >= 0)
+				close(lock);
+			return 1;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			int e = errno;
+			if (lock >= 0)
+				close(lock);
+			die("remove stale socket %s: %s", path, strerror(e));
+		}
+		fd = bind_listen(path);
+	}
+	if (fd < 0) {
+		if (lock >= 0)
+			close(lock);
+		die("listen on %s: %s", path, strerror(-fd));
+	}
+	struct stat st;
+	if (chmod(path, 0600) < 0 || stat(path, &st) < 0) {
+		int e = errno;
+		unlink(path);
+		die("chmod %s: %s", path, strerror(e));
+	}
+	if (lock >= 0)
+		close(lock);
+	mc.listen_fd = fd;
+	mc.sock_dev = st.st_dev;
+	mc.sock_ino = st.st_ino;
+	return 0;
+}
+
+static void __attribute__((noreturn)) fail_owned(const char *what, int e)
+{
+	unlink(mc.sock_path);
+	die("%s: %s", what, strerror(e));
+}
+
+int cmd_start(const struct shim_opts *o)
+{
+	if (o->id[0] == '\0')
+		die("shim id cannot be empty");
+	drain_stdin();
+
+	if (o->bundle[0]) {
+		if (fmt_path(mc.bundle, sizeof mc.bundle, "%s", o->bundle) < 0)
+			die("bundle path too long");
+	} else if (!getcwd(mc.bundle, sizeof mc.bundle)) {
+		die("getcwd: %s", strerror(errno));
+	}
+	mc.namespace = o->namespace;
+	mc.id = o->id;
+	mc.debug = o->debug;
+
+	char *group = group_id(mc.bundle, o->id);
+	char input[3 * PATH_MAX];
+	if (path_join3(input, sizeof input, o->address, o->namespace, group) < 0)
+		die("socket hash input too long");
+	free(group);
+	sha256_hex(input, strlen(input), mc.monitor_id);
+	int r = o->socket[0] ? fmt_path(mc.sock_path, sizeof mc.sock_path, "%s", o->socket)
+			     : fmt_path(mc.sock_path, sizeof mc.sock_path, SOCKET_DIR "/%s", mc.monitor_id);
+	if (r < 0 || fmt_path(mc.shim_address, sizeof mc.shim_address, "unix://%s", mc.sock_path) < 0)
+		die("socket path too long");
+
+	if (claim_socket()) {
+		write_address(mc.bundle, mc.shim_address);
+		print_address(mc.shim_address);
+		return 0;
+	}
+
+	if (daemon_cfg_init(&mc.daemon, o->address) < 0)
+		fail_owned("daemon paths", errno);
+	int dfd = daemon_connect(&mc.daemon);
+	if (dfd >= 0) {
+		close(dfd);
+	} else if (dfd != -EAGAIN) {
+		int rc = daemon_spawn(&mc.daemon);
+		if (rc < 0)
+			fail_owned("start the tsrt daemon", -rc);
+	}
+
+	char path[PATH_MAX];
+	if (fmt_path(path, sizeof path, "%s/address", mc.bundle) < 0 ||
+	    write_file_atomic(path, mc.shim_address, strlen(mc.shim_address), 0644) < 0)
+		fail_owned("write address file", errno);
+
+	pid_t pid = fork();
+	if (pid < 0)
+		fail_owned("fork monitor", errno);
+	if (pid == 0)
+		monitor_run(&mc);
+	close(mc.listen_fd);
+	if (write_all(1, mc.shim_address, strlen(mc.shim_address)) < 0) {
+		int e = errno;
+		kill(pid, SIGTERM); /* the monitor removes the socket on its way out */
+		die("write address to stdout: %s", strerror(e));
+	}
+	return 0;
+}

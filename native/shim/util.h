@@ -1,0 +1,57 @@
+/* Small helpers shared by every part of the shim binary. */
+#ifndef TSRT_UTIL_H
+#define TSRT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define RUNTIME_NAME "io.containerd.tsrt.v2"
+
+/* Print "io.containerd.tsrt.v2: <message>" on stderr and exit 1. */
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Print "io.containerd.tsrt.v2: <message>" on stderr and go on. */
+void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation that aborts the process (after a message) when memory is exhausted. */
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Write all of buf (retrying EINTR / short writes on a blocking fd). 0 or -1 with errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. 0 or -1 with errno. */
+int read_file(const char *path, char **out, size_t *len, size_t max);
+/* Write data to path via a temporary file in the same directory and rename(2). 0 or -1 with errno. */
+int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
+/* mkdir -p. 0 or -1 with errno. */
+int mkdir_p(const char *path, mode_t mode);
+/* mkdir -p of the directory that contains path. 0 or -1 with errno. */
+int mkdir_parent(const char *path, mode_t mode);
+/* Set or clear O_NONBLOCK. 0 or -1 with errno. */
+int set_nonblock(int fd, int on);
+
+/* Lower-case hex of n bytes into out (2n chars plus NUL). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* snprintf that reports truncation: 0 when the result fit, -1 (errno ENAMETOOLONG) otherwise. */
+int fmt_path(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Go path.Join of up to three parts (empty parts skipped), then path.Clean. 0 or -1. */
+int path_join3(char *out, size_t size, const char *a, const char *b, const char *c);
+
+/* Fill a sockaddr_un for a filesystem path. 0 or -1 (errno ENAMETOOLONG). */
+int unix_sockaddr(struct sockaddr_un *sa, socklen_t *len, const char *path);
+
+/* In a freshly forked child: empty signal mask, default dispositions. */
+void child_reset_signals(void);
+/* In a freshly forked child: /dev/null on 0, 1 and 2. 0 or -1. */
+int child_devnull_stdio(void);
+/* Close every fd >= low except keep (keep may be -1). */
+void close_fds_from(int low, int keep);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t mono_ms(void);
+
+#endif

@@ -1,0 +1,209 @@
+// The tsrt daemon: one long-lived Node process per containerd (keyed by TTRPC_ADDRESS) that serves the
+// Task API for every container through the containers' monitors (docs/architecture.md). It is spawned
+// by `containerd-shim-tsrt-v2 start` (or by a monitor) only when none is running.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ControlFrameReader } from './control-frame.js';
+import { MonitorLink, parseHello, type MonitorHello } from './monitor-link.js';
+import { ExitRouter } from './exit-router.js';
+import { TaskService } from './task-service.js';
+import { EventPublisher } from './events.js';
+import { daemonLogger, type Logger } from './log.js';
+import { TtrpcServer } from '../ttrpc/server.js';
+
+const TASK_SERVICE = 'containerd.task.v2.Task';
+const IDLE_EXIT_MS = Number(process.env.TSRT_DAEMON_IDLE_MS ?? 300_000);
+/** The first frame of a connection must arrive within this time. */
+const HELLO_TIMEOUT_MS = 5000;
+
+interface Group {
+  link: MonitorLink;
+  router: ExitRouter;
+  service: TaskService;
+  server: TtrpcServer;
+}
+
+class Daemon {
+  private groups = new Map<string, Group>();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private server: net.Server | null = null;
+
+  constructor(private readonly dir: string, private readonly log: Logger, private readonly events: EventPublisher) {}
+
+  private group(monitorId: string, hello?: MonitorHello): Group {
+    let g = this.groups.get(monitorId);
+    if (g) return g;
+    const link = new MonitorLink(hello ?? { monitorId, pid: 0, bundle: '', namespace: '', containerId: '', address: '' });
+    const router = new ExitRouter();
+    link.onReaped((e) => router.deliver(e));
+    const server = new TtrpcServer({
+      log: (level, msg, extra) => this.log[level]({ monitor: monitorId.slice(0, 12), ...extra }, msg),
+    });
+    const created: Group = {
+      link, router, server,
+      service: new TaskService({
+        link, router, events: this.events, log: this.log,
+        onEmpty: () => this.retire(monitorId),
+      }),
+    };
+    server.register(TASK_SERVICE, created.service.handlers());
+    this.groups.set(monitorId, created);
+    this.touch();
+    return created;
+  }
+
+  /** The monitor has nothing left to serve: tell it to exit and forget it. */
+  private retire(monitorId: string): void {
+    const g = this.groups.get(monitorId);
+    if (!g || g.service.size > 0) return;
+    this.groups.delete(monitorId);
+    g.link.shutdown().catch(() => undefined).finally(() => {
+      g.link.close();
+      g.server.closeAll();
+      this.touch();
+    });
+  }
+
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    if (this.groups.size === 0) {
+      this.idleTimer = setTimeout(() => this.stop('idle'), IDLE_EXIT_MS);
+      this.idleTimer.unref();
+    }
+  }
+
+  private onConnection(sock: net.Socket): void {
+    const reader = new ControlFrameReader();
+    const timer = setTimeout(() => sock.destroy(), HELLO_TIMEOUT_MS);
+    sock.on('error', (e) => this.log.debug({ err: e.message }, 'monitor connection error'));
+    const onData = (chunk: Buffer): void => {
+      let frames: string[][];
+      try {
+        // Only the hello: what follows is the protocol the connection switches to (raw ttrpc for a proxy).
+        frames = reader.push(chunk, 1);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'bad hello from a monitor');
+        sock.destroy();
+        return;
+      }
+      if (frames.length === 0) return;
+      clearTimeout(timer);
+      sock.off('data', onData);
+      try {
+        this.route(sock, frames[0]!, reader.rest());
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'refusing a monitor connection');
+        sock.destroy();
+      }
+    };
+    sock.on('data', onData);
+  }
+
+  private route(sock: net.Socket, hello: string[], rest: Buffer): void {
+    if (hello[0] === 'control') {
+      const h = parseHello(hello);
+      const g = this.group(h.monitorId, h);
+      g.link.attach(sock, rest, h);
+      sock.on('close', () => {
+        if (g.service.size === 0 && this.groups.get(h.monitorId) === g && !g.link.connected) {
+          this.groups.delete(h.monitorId);
+          g.server.closeAll();
+          this.touch();
+        }
+      });
+      this.log.debug({ monitor: h.monitorId.slice(0, 12), pid: h.pid, id: h.containerId }, 'monitor attached');
+      return;
+    }
+    if (hello[0] === 'proxy' && hello[1]) {
+      this.group(hello[1]).server.serveConnection(sock, rest);
+      return;
+    }
+    throw new Error(`unknown hello ${JSON.stringify(hello[0])}`);
+  }
+
+  async listen(): Promise<void> {
+    const sockPath = path.join(this.dir, 'daemon.sock');
+    const tmp = `${sockPath}.${process.pid}`;
+    fs.rmSync(tmp, { force: true });
+    const server = net.createServer((s) => this.onConnection(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp, () => { server.off('error', reject); resolve(); });
+    });
+    fs.chmodSync(tmp, 0o600);
+    // Publish the socket atomically with link(2): if another daemon won the race, leave quietly.
+    for (;;) {
+      try {
+        fs.linkSync(tmp, sockPath);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (await canConnect(sockPath)) {
+          server.close();
+          fs.rmSync(tmp, { force: true });
+          throw new AlreadyRunning();
+        }
+        fs.rmSync(sockPath, { force: true });
+      }
+    }
+    fs.rmSync(tmp, { force: true });
+    fs.writeFileSync(path.join(this.dir, 'daemon.pid'), String(process.pid));
+    this.server = server;
+    this.touch();
+    this.log.info({ socket: sockPath }, 'tsrt daemon listening');
+  }
+
+  stop(why: string): void {
+    this.log.info({ why }, 'tsrt daemon stopping');
+    const sockPath = path.join(this.dir, 'daemon.sock');
+    try {
+      // Only remove the socket if it is still ours.
+      if (fs.readFileSync(path.join(this.dir, 'daemon.pid'), 'utf8') === String(process.pid)) {
+        fs.rmSync(sockPath, { force: true });
+        fs.rmSync(path.join(this.dir, 'daemon.pid'), { force: true });
+      }
+    } catch { /* already gone */ }
+    this.server?.close();
+    void this.events.flush(2000).finally(() => process.exit(0));
+  }
+}
+
+class AlreadyRunning extends Error {}
+
+function canConnect(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    setTimeout(() => done(false), 500).unref();
+  });
+}
+
+async function main(): Promise<void> {
+  const dir = process.env.TSRT_DAEMON_DIR;
+  const ttrpcAddress = process.env.TTRPC_ADDRESS;
+  if (!dir || !ttrpcAddress) {
+    process.stderr.write('tsrt daemon: TSRT_DAEMON_DIR and TTRPC_ADDRESS must be set (the shim binary starts the daemon)\n');
+    process.exit(2);
+  }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const log = daemonLogger(dir);
+  process.on('uncaughtException', (e) => log.error({ err: e.stack ?? String(e) }, 'uncaught exception'));
+  process.on('unhandledRejection', (e) => log.error({ err: (e as Error)?.stack ?? String(e) }, 'unhandled rejection'));
+  const events = new EventPublisher(ttrpcAddress, log);
+  const daemon = new Daemon(dir, log, events);
+  try {
+    await daemon.listen();
+  } catch (e) {
+    if (e instanceof AlreadyRunning) process.exit(0);
+    throw e;
+  }
+  process.on('SIGTERM', () => daemon.stop('SIGTERM'));
+  process.on('SIGINT', () => daemon.stop('SIGINT'));
+  process.on('SIGPIPE', () => { /* ignored, like runc-v2 */ });
+}
+
+void main();

@@ -1,0 +1,153 @@
+// The daemon's side of one monitor's control channel (docs/architecture.md). The monitor is the process
+// containerd knows as the shim: it reaps, owns the sockets and spawns the runtime commands that leave
+// processes behind. This class turns its requests into promises and its `reaped` events into callbacks.
+import type net from 'node:net';
+import { encodeControlFrame, ControlFrameReader } from './control-frame.js';
+import { RuntimeError } from './errors.js';
+
+export interface Exit {
+  pid: number;
+  /** Exit code, or 128 + signal number. */
+  status: number;
+  /** When the monitor reaped it. */
+  at: Date;
+}
+
+/** What a spawned process gets as stdio: '' is /dev/null, `fifo:<path>` a client FIFO, `file:<path>` a log file. */
+export interface SpawnRequest {
+  ioKey: string;
+  cwd: string;
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  argv: string[];
+  /** Empty: inherit the monitor's environment. */
+  env?: string[];
+}
+
+export interface MonitorHello {
+  monitorId: string;
+  pid: number;
+  bundle: string;
+  namespace: string;
+  containerId: string;
+  address: string;
+}
+
+export function parseHello(fields: string[]): MonitorHello {
+  const [kind, monitorId, pid, bundle, namespace, containerId, address] = fields;
+  if (kind !== 'control' || !monitorId || !pid || bundle === undefined || namespace === undefined ||
+      containerId === undefined || address === undefined) {
+    throw new Error(`bad control hello: ${JSON.stringify(fields)}`);
+  }
+  return { monitorId, pid: Number(pid), bundle, namespace, containerId, address };
+}
+
+interface Pending { resolve: (values: string[]) => void; reject: (e: Error) => void }
+
+export class MonitorLink {
+  private socket: net.Socket | null = null;
+  private reader = new ControlFrameReader();
+  private seq = 0;
+  private pending = new Map<number, Pending>();
+  private reapedListener: ((e: Exit) => void) | null = null;
+  private waiters: Array<() => void> = [];
+
+  constructor(public hello: MonitorHello) {}
+
+  get connected(): boolean { return this.socket !== null; }
+
+  /** Adopt a (re)connected control socket; requests in flight on an older socket fail. */
+  attach(socket: net.Socket, initial: Buffer, hello: MonitorHello): void {
+    this.detach(new RuntimeError('monitor control channel was replaced'));
+    this.hello = hello;
+    this.socket = socket;
+    this.reader = new ControlFrameReader();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => { /* 'close' follows */ });
+    socket.on('close', () => { if (this.socket === socket) this.detach(new RuntimeError('monitor went away')); });
+    if (initial.length > 0) this.onData(initial);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  onReaped(listener: (e: Exit) => void): void { this.reapedListener = listener; }
+
+  /** Resolves when a control socket is attached (at once if one is). */
+  ready(timeoutMs = 10_000): Promise<void> {
+    if (this.socket) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new RuntimeError('monitor is not connected')), timeoutMs);
+      this.waiters.push(() => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  private detach(err: Error): void {
+    const s = this.socket;
+    this.socket = null;
+    if (s && !s.destroyed) s.destroy();
+    const p = this.pending;
+    this.pending = new Map();
+    for (const { reject } of p.values()) reject(err);
+  }
+
+  close(): void { this.detach(new RuntimeError('monitor link closed')); }
+
+  private onData(chunk: Buffer): void {
+    let frames: string[][];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (e) {
+      this.detach(e as Error);
+      return;
+    }
+    for (const f of frames) this.onFrame(f);
+  }
+
+  private onFrame(fields: string[]): void {
+    const [kind, a, b, c, d] = fields;
+    if (kind === 'reaped') {
+      const exit: Exit = { pid: Number(a), status: Number(b), at: new Date(Number(c) * 1000 + Math.floor(Number(d) / 1e6)) };
+      this.reapedListener?.(exit);
+      return;
+    }
+    if (kind === 'ok' || kind === 'error') {
+      const seq = Number(a);
+      const p = this.pending.get(seq);
+      if (!p) return;
+      this.pending.delete(seq);
+      if (kind === 'ok') p.resolve(fields.slice(2));
+      else p.reject(new MonitorRequestError(Number(b), c ?? 'monitor request failed'));
+    }
+  }
+
+  private async request(op: string, args: (string | number)[]): Promise<string[]> {
+    await this.ready();
+    const seq = ++this.seq;
+    const frame = encodeControlFrame([op, seq, ...args]);
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.socket!.write(frame);
+    });
+  }
+
+  async spawn(req: SpawnRequest): Promise<number> {
+    const env = req.env ?? [];
+    const [pid] = await this.request('spawn', [
+      req.ioKey, req.cwd, req.stdin, req.stdout, req.stderr, req.argv.length, ...req.argv, env.length, ...env,
+    ]);
+    return Number(pid);
+  }
+  async closeIo(ioKey: string): Promise<void> { await this.request('closeio', [ioKey]); }
+  async release(ioKey: string): Promise<void> { await this.request('release', [ioKey]); }
+  async mount(type: string, source: string, target: string, options: string[]): Promise<void> {
+    await this.request('mount', [type, source, target, options.join(',')]);
+  }
+  async umount(target: string): Promise<void> { await this.request('umount', [target]); }
+  async shutdown(): Promise<void> { await this.request('shutdown', []); }
+}
+
+export class MonitorRequestError extends RuntimeError {
+  constructor(public readonly errno: number, message: string) { super(message); }
+}

@@ -1,0 +1,163 @@
+// The first vertical slice, end to end: the real containerd 1.6 runs containers through
+// containerd-shim-tsrt-v2, driven by the real ctr, with runc and with crun underneath.
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  TSRT_V2,
+  buildBusyboxImage,
+  listZombies,
+  mountsUnder,
+  processesWithCwdUnder,
+  shimSocketPath,
+  sleep,
+  uniqueId,
+  waitFor,
+  startContainerd,
+  type Containerd,
+} from './harness.js';
+
+let c: Containerd | undefined;
+let image = '';
+
+before(async () => {
+  c = await startContainerd();
+  image = await buildBusyboxImage(c);
+});
+
+after(async () => {
+  await c?.stop();
+});
+
+const need = (): Containerd => {
+  assert.ok(c, 'containerd did not start');
+  return c;
+};
+
+async function taskStatus(id: string): Promise<string | undefined> {
+  const out = await need().ctrOk(['task', 'ls']);
+  for (const line of out.split('\n').slice(1)) {
+    const [task, , status] = line.trim().split(/\s+/);
+    if (task === id) return status;
+  }
+  return undefined;
+}
+
+/** Nothing of the container is left: bundle, shim socket, monitor, rootfs mount, cgroup. */
+async function assertGone(id: string): Promise<void> {
+  const cd = need();
+  const bundle = cd.bundleDir(id);
+  await waitFor(() => !existsSync(bundle), 5000, { what: `bundle ${bundle} removed` });
+  assert.ok(!existsSync(shimSocketPath(cd.address, cd.ns, id)), 'shim socket removed');
+  assert.deepEqual(processesWithCwdUnder(bundle), [], 'no process left in the bundle');
+  assert.deepEqual(mountsUnder(bundle), [], 'no mount left');
+  for (const ctl of ['memory', 'pids', 'cpu']) {
+    assert.ok(!existsSync(join('/sys/fs/cgroup', ctl, cd.ns, id)), `${ctl} cgroup of ${id} removed`);
+  }
+}
+
+const variants: Array<{ name: string; runtimeArgs: () => string[] }> = [
+  { name: 'runc', runtimeArgs: () => ['--runtime', TSRT_V2] },
+  {
+    name: 'crun',
+    runtimeArgs: () => {
+      const cfg = join(need().root, 'tsrt-crun.toml');
+      writeFileSync(cfg, 'BinaryName = "crun"\nRoot = "/run/tsrt/crun"\n');
+      return ['--runtime', TSRT_V2, '--runtime-config-path', cfg];
+    },
+  },
+];
+
+for (const v of variants) {
+  describe(`tsrt with ${v.name}`, { timeout: 240_000 }, () => {
+    test('ctr run --rm echo hello prints hello and leaves nothing behind', async () => {
+      const id = uniqueId(`hello-${v.name}`);
+      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'echo', 'hello'], { timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'hello\n');
+      await assertGone(id);
+    });
+
+    test('exit codes 0 and 3 come back as ctr exit status', async () => {
+      for (const code of [0, 3]) {
+        const id = uniqueId(`exit-${v.name}`);
+        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', `exit ${code}`], { timeoutMs: 30_000 });
+        assert.equal(r.code, code, r.stderr);
+      }
+    });
+
+    test('SIGKILL of a foreground ctr run --rm gives 137', async () => {
+      const id = uniqueId(`kill-${v.name}`);
+      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), image, id, 'sleep', '60']);
+      await waitFor(async () => (await taskStatus(id)) === 'RUNNING', 15_000, { what: `${id} running` });
+      await need().ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      const r = await child.result;
+      assert.equal(r.code, 137, r.stderr);
+      await assertGone(id);
+    });
+
+    test('SIGTERM to a process that traps TERM ends it with the trap exit code', async () => {
+      const id = uniqueId(`trap-${v.name}`);
+      const script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done';
+      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', script]);
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+      await waitFor(() => out.includes('ready'), 15_000, { what: 'trap installed' });
+      await need().ctrOk(['task', 'kill', id]);
+      const r = await child.result;
+      assert.equal(r.code, 42, r.stderr);
+    });
+
+    test('run -d: RUNNING in task ls, pids in task ps, then kill and delete', async () => {
+      const id = uniqueId(`detach-${v.name}`);
+      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), image, id, 'sleep', '600']);
+      assert.equal(await taskStatus(id), 'RUNNING');
+      const ps = await need().ctrOk(['task', 'ps', id]);
+      const pids = ps.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
+      assert.equal(pids.length, 1, ps);
+      assert.match(await import('node:fs').then((fs) => fs.readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8')), /sleep/);
+      await need().ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
+      await need().ctrOk(['task', 'delete', id]);
+      await need().ctrOk(['containers', 'rm', id]);
+      await assertGone(id);
+    });
+
+    test('a process that forks a daemon and exits leaves no zombie', async () => {
+      const id = uniqueId(`orphan-${v.name}`);
+      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', '(sleep 30 &); (sleep 30 &); exit 5'], { timeoutMs: 30_000 });
+      assert.equal(r.code, 5, r.stderr);
+      await assertGone(id);
+      await sleep(200);
+      // Dead shims re-parented to pid 1 are pid 1's to reap; anything else defunct would be ours.
+      assert.deepEqual(listZombies().filter((z) => z.ppid !== 1), []);
+    });
+  });
+}
+
+describe('tsrt across a containerd restart', { timeout: 120_000 }, () => {
+  test('running containers are RUNNING again, one that exited meanwhile is STOPPED with its status', async () => {
+    const cd = need();
+    const a = uniqueId('survive');
+    const b = uniqueId('exits');
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'sleep 3; exit 7']);
+    const ps = await cd.ctrOk(['task', 'ps', b]);
+    const bPid = Number(ps.split('\n')[1]!.trim().split(/\s+/)[0]);
+    await cd.restart();
+    // containerd is up again; make b exit before anybody asks it anything.
+    await waitFor(() => !existsSync(`/proc/${bPid}`), 10_000, { what: 'b exited' });
+    assert.equal(await taskStatus(a), 'RUNNING');
+    assert.equal(await taskStatus(b), 'STOPPED');
+    const del = await cd.ctr(['task', 'delete', b]);
+    assert.equal(del.code, 7, `task delete reports the exit status: ${del.stdout}${del.stderr}`);
+    await cd.ctrOk(['containers', 'rm', b]);
+    await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
+    await waitFor(async () => (await taskStatus(a)) === 'STOPPED', 10_000, { what: 'a stopped' });
+    await cd.ctrOk(['task', 'delete', a]);
+    await cd.ctrOk(['containers', 'rm', a]);
+    await assertGone(a);
+    await assertGone(b);
+  });
+});
