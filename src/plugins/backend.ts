@@ -42,6 +42,11 @@ export interface Backend {
   readonly name: string;
   /** Create the container; its init exists and waits for `start`. Returns the init's host pid. */
   create(req: CreateRequest): Promise<{ pid: number }>;
+  /**
+   * Take over a container an earlier daemon created (after a daemon restart). `running`: its init has not
+   * been seen exiting, so the backend reports its exit through `exited` again.
+   */
+  adopt(req: { id: string; bundle: string; pid: number; running: boolean }): void;
   start(id: string): Promise<void>;
   /** Signal the init, or with `all` every process of the container. */
   kill(id: string, signal: number, all: boolean): Promise<void>;

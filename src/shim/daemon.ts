@@ -8,6 +8,7 @@ import { ControlFrameReader } from './control-frame.js';
 import { MonitorLink, parseHello, type MonitorHello } from './monitor-link.js';
 import { ExitRouter } from './exit-router.js';
 import { TaskService } from './task-service.js';
+import { StateStore } from './state-store.js';
 import { EventPublisher } from './events.js';
 import { daemonLogger, type Logger } from './log.js';
 import { TtrpcServer } from '../ttrpc/server.js';
@@ -18,6 +19,7 @@ const IDLE_EXIT_MS = Number(process.env.TSRT_DAEMON_IDLE_MS ?? 300_000);
 const HELLO_TIMEOUT_MS = 5000;
 
 interface Group {
+  store: StateStore;
   link: MonitorLink;
   router: ExitRouter;
   service: TaskService;
@@ -40,10 +42,11 @@ class Daemon {
     const server = new TtrpcServer({
       log: (level, msg, extra) => this.log[level]({ monitor: monitorId.slice(0, 12), ...extra }, msg),
     });
+    const store = new StateStore(path.join(this.dir, 'state', monitorId));
     const created: Group = {
-      link, router, server,
+      link, router, server, store,
       service: new TaskService({
-        link, router, events: this.events, log: this.log,
+        link, router, events: this.events, log: this.log, store,
         onEmpty: () => this.retire(monitorId),
       }),
     };
@@ -58,11 +61,29 @@ class Daemon {
     const g = this.groups.get(monitorId);
     if (!g || g.service.size > 0) return;
     this.groups.delete(monitorId);
+    g.store.clear();
     g.link.shutdown().catch(() => undefined).finally(() => {
       g.link.close();
       g.server.closeAll();
       this.touch();
     });
+  }
+
+  /** The monitor's control channel closed: forget the monitor once it is really gone. */
+  private onMonitorLost(monitorId: string, g: Group, pid: number): void {
+    const check = (): void => {
+      if (this.groups.get(monitorId) !== g || g.link.connected) return;
+      if (g.service.size > 0 && pid > 0 && isAlive(pid)) {
+        setTimeout(check, 5000).unref();
+        return;
+      }
+      if (g.service.size > 0) this.log.warn({ monitor: monitorId.slice(0, 12), pid }, 'monitor died with containers; containerd cleans up through the delete binary');
+      this.groups.delete(monitorId);
+      g.store.clear();
+      g.server.closeAll();
+      this.touch();
+    };
+    check();
   }
 
   private touch(): void {
@@ -106,13 +127,7 @@ class Daemon {
       const h = parseHello(hello);
       const g = this.group(h.monitorId, h);
       g.link.attach(sock, rest, h);
-      sock.on('close', () => {
-        if (g.service.size === 0 && this.groups.get(h.monitorId) === g && !g.link.connected) {
-          this.groups.delete(h.monitorId);
-          g.server.closeAll();
-          this.touch();
-        }
-      });
+      sock.on('close', () => this.onMonitorLost(h.monitorId, g, h.pid));
       this.log.debug({ monitor: h.monitorId.slice(0, 12), pid: h.pid, id: h.containerId }, 'monitor attached');
       return;
     }
@@ -171,6 +186,15 @@ class Daemon {
 }
 
 class AlreadyRunning extends Error {}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function canConnect(p: string): Promise<boolean> {
   return new Promise((resolve) => {

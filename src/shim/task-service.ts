@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import type { Backend } from '../plugins/backend.js';
+import type { Backend, BackendFactory } from '../plugins/backend.js';
 import { configFromOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
@@ -17,6 +17,8 @@ import type { EventPublisher } from './events.js';
 import type { Exit, MonitorLink } from './monitor-link.js';
 import type { ExitRouter } from './exit-router.js';
 import { containerLogger, type ContainerLogger, type Logger } from './log.js';
+import type { RuntimeConfig } from '../plugins/config.js';
+import type { ContainerRecord, StateStore } from './state-store.js';
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -26,6 +28,8 @@ interface Container {
   id: string;
   namespace: string;
   bundle: string;
+  backendName: string;
+  config: RuntimeConfig;
   rootfsMounted: boolean;
   stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
   backend: Backend;
@@ -38,6 +42,8 @@ export interface GroupDeps {
   router: ExitRouter;
   events: EventPublisher;
   log: Logger;
+  /** Where this monitor's containers are recorded, so that a restarted daemon can serve them. */
+  store: StateStore;
   /** The monitor has nothing left to serve and has been told to exit. */
   onEmpty(): void;
 }
@@ -46,8 +52,60 @@ const empty = (): Uint8Array => new Uint8Array(0);
 
 export class TaskService {
   private containers = new Map<string, Container>();
+  /** Containers an earlier daemon recorded are back in the table before any request is served. */
+  private readonly restored: Promise<void>;
 
-  constructor(private readonly deps: GroupDeps) {}
+  constructor(private readonly deps: GroupDeps) {
+    this.restored = this.restore().catch((e) => deps.log.error({ err: (e as Error).message }, 'restoring state failed'));
+  }
+
+  private record(c: Container): ContainerRecord {
+    const p = c.init;
+    return {
+      id: c.id, namespace: c.namespace, bundle: c.bundle, backend: c.backendName, config: c.config,
+      rootfsMounted: c.rootfsMounted, stdio: c.stdio,
+      init: { pid: p.pid, status: p.status, exitStatus: p.exitStatus, exitedAt: p.exitedAt?.toISOString() ?? null },
+    };
+  }
+
+  private persist(c: Container): void {
+    try {
+      this.deps.store.save(this.record(c));
+    } catch (e) {
+      c.logger.log.warn({ err: (e as Error).message }, 'cannot record container state');
+    }
+  }
+
+  private newBackend(factory: BackendFactory, namespace: string, config: RuntimeConfig, log: Logger): Backend {
+    const { link, router } = this.deps;
+    return factory({
+      namespace, config, log,
+      host: {
+        spawn: async (s) => { const pid = await link.spawn(s); router.forget(pid); return pid; },
+        waitExit: (pid) => router.wait(pid),
+      },
+      exited: (cid, execId, exit) => this.onExit(cid, execId, exit),
+    });
+  }
+
+  private async restore(): Promise<void> {
+    const records = this.deps.store.load((file, err) => this.deps.log.warn({ file, err: err.message }, 'skipping unreadable state'));
+    for (const r of records) {
+      const logger = containerLogger(r.bundle, r.id, r.namespace);
+      const backend = this.newBackend(await loadBackend(r.backend), r.namespace, r.config, logger.log);
+      const init = new ShimProcess(r.id);
+      init.pid = r.init.pid;
+      init.status = r.init.status;
+      if (r.init.exitedAt) init.setExited({ pid: r.init.pid, status: r.init.exitStatus, at: new Date(r.init.exitedAt) });
+      const c: Container = {
+        id: r.id, namespace: r.namespace, bundle: r.bundle, backendName: r.backend, config: r.config,
+        rootfsMounted: r.rootfsMounted, stdio: r.stdio, backend, init, logger,
+      };
+      this.containers.set(r.id, c);
+      backend.adopt({ id: r.id, bundle: r.bundle, pid: r.init.pid, running: !init.hasExited });
+      logger.log.info({ pid: init.pid, status: init.status }, 'container state restored by a new daemon');
+    }
+  }
 
   get size(): number { return this.containers.size; }
 
@@ -86,6 +144,7 @@ export class TaskService {
       containerId: c.id, id: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.at),
     }).finish());
     p.setExited(exit);
+    this.persist(c);
   }
 
   // ---- RPCs ----------------------------------------------------------------------------------------------
@@ -101,18 +160,10 @@ export class TaskService {
     const factory = await loadBackend(backendName);
     const stdio = stdioFor({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
     const logger = containerLogger(req.bundle, id, namespace);
-    const { link, router } = this.deps;
-
-    const backend = factory({
-      namespace, config, log: logger.log,
-      host: {
-        spawn: async (s) => { const pid = await link.spawn(s); router.forget(pid); return pid; },
-        waitExit: (pid) => router.wait(pid),
-      },
-      exited: (cid, execId, exit) => this.onExit(cid, execId, exit),
-    });
+    const { link } = this.deps;
+    const backend = this.newBackend(factory, namespace, config, logger.log);
     const c: Container = {
-      id, namespace, bundle: req.bundle, rootfsMounted: false, backend, logger,
+      id, namespace, bundle: req.bundle, backendName, config, rootfsMounted: false, backend, logger,
       stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
       init: new ShimProcess(id),
     };
@@ -136,6 +187,7 @@ export class TaskService {
       logger.close();
       throw e;
     }
+    this.persist(c);
     logger.log.info({ pid: c.init.pid, backend: backend.name, runtime: config.binaryName }, 'container created');
     this.deps.events.publish(namespace, '/tasks/create', containerd.events.TaskCreate.encode({
       containerId: id, bundle: req.bundle, rootfs: req.rootfs,
@@ -153,6 +205,7 @@ export class TaskService {
     try {
       await c.backend.start(c.id);
       p.status = 'running';
+      this.persist(c);
       this.deps.events.publish(c.namespace, '/tasks/start', containerd.events.TaskStart.encode({ containerId: c.id, pid: p.pid }).finish());
     } finally {
       p.starting = false;
@@ -212,6 +265,7 @@ export class TaskService {
     await this.deps.link.release(c.id).catch(() => undefined);
     if (c.rootfsMounted) await this.deps.link.umount(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
+    this.deps.store.remove(c.namespace, c.id);
     const exitedAt = toTimestamp(p.exitedAt);
     this.deps.events.publish(c.namespace, '/tasks/delete', containerd.events.TaskDelete.encode({
       containerId: c.id, pid: p.pid, exitStatus: p.exitStatus, exitedAt,
@@ -236,6 +290,7 @@ export class TaskService {
   }
 
   private async connect(req: containerd.task.v2.ConnectRequest): Promise<Uint8Array> {
+    await this.deps.link.ready();
     const c = this.containers.get(req.id);
     return task.ConnectResponse.encode({ shimPid: this.deps.link.hello.pid, taskPid: c?.init.pid ?? 0 }).finish();
   }
@@ -250,7 +305,7 @@ export class TaskService {
     const unimplemented = (what: string): Handler => async () => {
       throw new UnimplementedError(`${what} is not implemented by tsrt yet`);
     };
-    return {
+    const methods: Record<string, Handler> = {
       Create: (b, ctx) => this.create(task.CreateTaskRequest.decode(b), ctx),
       Start: (b) => this.start(task.StartRequest.decode(b)),
       State: (b) => this.state(task.StateRequest.decode(b)),
@@ -269,6 +324,10 @@ export class TaskService {
       Stats: unimplemented('Stats'),
       Checkpoint: unimplemented('Checkpoint'),
     };
+    for (const [name, h] of Object.entries(methods)) {
+      methods[name] = async (b, ctx) => { await this.restored; return h(b, ctx); };
+    }
+    return methods;
   }
 }
 

@@ -150,8 +150,10 @@ describe('tsrt across a containerd restart', { timeout: 120_000 }, () => {
     await waitFor(() => !existsSync(`/proc/${bPid}`), 10_000, { what: 'b exited' });
     assert.equal(await taskStatus(a), 'RUNNING');
     assert.equal(await taskStatus(b), 'STOPPED');
+    // ctr 1.6 reports a non-zero exit status of a deleted task as a warning.
     const del = await cd.ctr(['task', 'delete', b]);
-    assert.equal(del.code, 7, `task delete reports the exit status: ${del.stdout}${del.stderr}`);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stderr, /exit with non-zero exit code 7/);
     await cd.ctrOk(['containers', 'rm', b]);
     await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
     await waitFor(async () => (await taskStatus(a)) === 'STOPPED', 10_000, { what: 'a stopped' });

@@ -105,6 +105,11 @@ export function createRuncBackend(init: BackendInit): Backend {
       return { pid: initPid };
     },
 
+    adopt({ id, bundle, pid, running }) {
+      bundles.set(id, bundle);
+      if (running) host.waitExit(pid).then((e) => init.exited(id, '', e), () => { /* monitor gone */ });
+    },
+
     async start(id) {
       await simple('start', id, ['start', id]);
     },

@@ -1,0 +1,76 @@
+// The daemon's per-container state on disk, so that a daemon that crashed and was started again by the
+// monitors serves the containers it had. One JSON file per container under
+// `<daemon dir>/state/<monitor id>/<namespace>/<container id>.json`, replaced atomically on each change.
+// /run is a tmpfs: no fsync; the records only need to outlive the daemon, not the machine.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RuntimeConfig } from '../plugins/config.js';
+import type { ProcessStatus } from './process.js';
+
+export interface ContainerRecord {
+  id: string;
+  namespace: string;
+  bundle: string;
+  backend: string;
+  config: RuntimeConfig;
+  rootfsMounted: boolean;
+  stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
+  init: { pid: number; status: ProcessStatus; exitStatus: number; exitedAt: string | null };
+}
+
+export class StateStore {
+  constructor(private readonly dir: string) {}
+
+  private file(namespace: string, id: string): string {
+    return path.join(this.dir, namespace, `${id}.json`);
+  }
+
+  save(r: ContainerRecord): void {
+    const f = this.file(r.namespace, r.id);
+    fs.mkdirSync(path.dirname(f), { recursive: true, mode: 0o700 });
+    const tmp = `${f}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(r), { mode: 0o600 });
+    fs.renameSync(tmp, f);
+  }
+
+  remove(namespace: string, id: string): void {
+    fs.rmSync(this.file(namespace, id), { force: true });
+    try {
+      fs.rmdirSync(path.join(this.dir, namespace));
+      fs.rmdirSync(this.dir);
+    } catch { /* not empty */ }
+  }
+
+  /** Every record of this monitor; unreadable files are skipped and reported. */
+  load(onBad: (file: string, err: Error) => void): ContainerRecord[] {
+    const out: ContainerRecord[] = [];
+    let namespaces: string[];
+    try {
+      namespaces = fs.readdirSync(this.dir);
+    } catch {
+      return out;
+    }
+    for (const ns of namespaces) {
+      let files: string[];
+      try {
+        files = fs.readdirSync(path.join(this.dir, ns)).filter((f) => f.endsWith('.json'));
+      } catch {
+        continue;
+      }
+      for (const f of files) {
+        const file = path.join(this.dir, ns, f);
+        try {
+          out.push(JSON.parse(fs.readFileSync(file, 'utf8')) as ContainerRecord);
+        } catch (e) {
+          onBad(file, e as Error);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Drops the whole monitor's directory (the monitor is gone). */
+  clear(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,73 @@
+// The shared daemon may crash; containers must not notice more than a pause. Their monitors keep
+// containerd's connections, the processes and their exits, start a new daemon and reconnect; the new
+// daemon serves the containers from the state the old one recorded.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  TSRT_V2,
+  buildBusyboxImage,
+  processesWithCwdUnder,
+  startContainerd,
+  tsrtDaemonDir,
+  uniqueId,
+  waitFor,
+  type Containerd,
+} from './harness.js';
+
+let c: Containerd | undefined;
+let image = '';
+
+before(async () => {
+  c = await startContainerd();
+  image = await buildBusyboxImage(c);
+});
+
+after(async () => {
+  await c?.stop();
+});
+
+async function taskStatus(cd: Containerd, id: string): Promise<string | undefined> {
+  const r = await cd.ctr(['task', 'ls']);
+  for (const line of r.stdout.split('\n').slice(1)) {
+    const [task, , status] = line.trim().split(/\s+/);
+    if (task === id) return status;
+  }
+  return undefined;
+}
+
+const daemonPid = (cd: Containerd): number =>
+  Number(readFileSync(join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid'), 'utf8'));
+
+test('SIGKILL of the daemon: containers keep running, exits meanwhile are reported, a new daemon serves them', { timeout: 120_000 }, async () => {
+  assert.ok(c);
+  const cd = c;
+  const a = uniqueId('keep');
+  const b = uniqueId('dies');
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'sleep 2; exit 9']);
+  const bPid = Number((await cd.ctrOk(['task', 'ps', b])).split('\n')[1]!.trim().split(/\s+/)[0]);
+  const old = daemonPid(cd);
+  process.kill(old, 'SIGKILL');
+
+  await waitFor(() => !existsSync(`/proc/${bPid}`), 10_000, { what: 'b exited while the daemon was down' });
+  await waitFor(async () => (await taskStatus(cd, a)) === 'RUNNING', 20_000, { what: 'a RUNNING through a new daemon' });
+  const fresh = daemonPid(cd);
+  assert.notEqual(fresh, old, 'a new daemon was started');
+  await waitFor(async () => (await taskStatus(cd, b)) === 'STOPPED', 10_000, { what: 'b STOPPED' });
+
+  const del = await cd.ctr(['task', 'delete', b]);
+  assert.equal(del.code, 0, del.stderr);
+  assert.match(del.stderr, /exit with non-zero exit code 9/);
+  await cd.ctrOk(['containers', 'rm', b]);
+
+  await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
+  await waitFor(async () => (await taskStatus(cd, a)) === 'STOPPED', 10_000, { what: 'a stopped' });
+  await cd.ctrOk(['task', 'delete', a]);
+  await cd.ctrOk(['containers', 'rm', a]);
+  for (const id of [a, b]) {
+    await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: `bundle of ${id} removed` });
+    assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+  }
+});
