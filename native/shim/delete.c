@@ -18,15 +18,17 @@
 #define RUNTIME_DELETE_TIMEOUT_MS 4000
 
 struct runtime_info {
+	char *wrapper; /* a command the runtime runs under (tsrt-hybrid-exec for crun on hybrid cgroups) */
 	char *binary;
 	char *root;
 };
 
-/* <bundle>/tsrt-runtime: lines "binary=<path>" and "root=<dir>". Missing file: both NULL. */
+/* <bundle>/tsrt-runtime: lines "binary=<path>", "root=<dir>" and optionally "wrapper=<path>".
+ * Missing file: all NULL. */
 static void read_runtime(const char *bundle, struct runtime_info *ri)
 {
 	char path[PATH_MAX], *text;
-	ri->binary = ri->root = NULL;
+	ri->wrapper = ri->binary = ri->root = NULL;
 	if (fmt_path(path, sizeof path, "%s/tsrt-runtime", bundle) < 0 ||
 	    read_file(path, &text, NULL, 1u << 16) < 0) {
 		if (errno != ENOENT)
@@ -46,6 +48,9 @@ static void read_runtime(const char *bundle, struct runtime_info *ri)
 		} else if (strncmp(line, "root=", 5) == 0 && line[5]) {
 			free(ri->root);
 			ri->root = xstrdup(line + 5);
+		} else if (strncmp(line, "wrapper=", 8) == 0 && line[8]) {
+			free(ri->wrapper);
+			ri->wrapper = xstrdup(line + 8);
 		}
 		line = nl ? nl + 1 : NULL;
 	}
@@ -77,8 +82,10 @@ static int wait_bounded(pid_t pid)
 
 static void runtime_delete(const struct runtime_info *ri, const char *bundle, const char *id)
 {
-	char *argv[8];
+	char *argv[9];
 	int k = 0;
+	if (ri->wrapper)
+		argv[k++] = ri->wrapper;
 	argv[k++] = ri->binary;
 	if (ri->root) {
 		argv[k++] = "--root";
@@ -180,6 +187,7 @@ int cmd_delete(const struct shim_opts *o)
 		runtime_delete(&ri, bundle, o->id);
 	free(ri.binary);
 	free(ri.root);
+	free(ri.wrapper);
 
 	char rootfs[PATH_MAX];
 	if (fmt_path(rootfs, sizeof rootfs, "%s/rootfs", bundle) == 0) {

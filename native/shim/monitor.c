@@ -37,6 +37,8 @@ static void unlink_socket(void)
 void monitor_exit(int code)
 {
 	unlink_socket();
+	/* e.g. the daemon's answer to containerd's Shutdown, sent just before its shutdown frame */
+	proxy_drain(200);
 	proxy_close_all();
 	control_close();
 	spawn_release_all();
@@ -96,6 +98,8 @@ static int setup(void)
 		return -1;
 	if (child_devnull_stdio() < 0)
 		return -1;
+	/* whatever else the caller of start left open (containerd passes only 0-2) is not ours */
+	close_fds_from(3, cfg->listen_fd);
 	log_open(cfg->bundle, cfg->id, cfg->debug);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
 		logm(LV_ERROR, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));

@@ -401,6 +401,40 @@ void proxy_tick(void)
 	}
 }
 
+void proxy_drain(int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+	for (;;) {
+		size_t waiting = 0;
+		for (struct pair *p = pairs; p; p = p->next) {
+			if (p->dead)
+				continue;
+			/* everything the daemon has written so far, whatever the buffer size */
+			while (p->pfd >= 0) {
+				size_t before = p->p2c.len;
+				read_daemon(p);
+				if (p->p2c.len == before)
+					break;
+			}
+			pump(p);
+			if (!p->dead && p->p2c.len > 0)
+				waiting++;
+		}
+		int64_t left = end - mono_ms();
+		if (waiting == 0 || left <= 0)
+			return;
+		struct pollfd *pfd = xrealloc(NULL, waiting * sizeof *pfd);
+		size_t i = 0;
+		for (struct pair *p = pairs; p && i < waiting; p = p->next)
+			if (!p->dead && p->p2c.len > 0)
+				pfd[i++] = (struct pollfd){ .fd = p->cfd, .events = POLLOUT };
+		int rc = poll(pfd, i, (int)left);
+		free(pfd);
+		if (rc < 0 && errno != EINTR)
+			return;
+	}
+}
+
 void proxy_close_all(void)
 {
 	while (pairs) {

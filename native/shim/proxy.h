@@ -18,6 +18,8 @@ void proxy_dispatch(const struct pollfd *p);
 /* 1 while some connection waits for a proxy connection to the daemon. */
 int proxy_wants_tick(void);
 void proxy_tick(void);
+/* Forward what the daemon already wrote to containerd (waiting at most timeout_ms). */
+void proxy_drain(int timeout_ms);
 void proxy_close_all(void);
 
 #endif

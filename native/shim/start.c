@@ -85,18 +85,13 @@ static int socket_alive(const char *path)
 	return rc == 0 || e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT || e == EINTR;
 }
 
-static void write_address(const char *bundle, const char *address)
+/* <bundle>/address = address, atomically. 0 or -1 with errno. */
+static int write_address(const char *bundle, const char *address)
 {
 	char path[PATH_MAX];
-	if (fmt_path(path, sizeof path, "%s/address", bundle) < 0 ||
-	    write_file_atomic(path, address, strlen(address), 0644) < 0)
-		die("write %s/address: %s", bundle, strerror(errno));
-}
-
-static void print_address(const char *address)
-{
-	if (write_all(1, address, strlen(address)) < 0)
-		die("write address to stdout: %s", strerror(errno));
+	if (fmt_path(path, sizeof path, "%s/address", bundle) < 0)
+		return -1;
+	return write_file_atomic(path, address, strlen(address), 0644);
 }
 
 /* Bind the shim socket; 1 when another monitor already serves it, 0 when we own mc.listen_fd. */
@@ -183,8 +178,11 @@ int cmd_start(const struct shim_opts *o)
 		die("socket path too long");
 
 	if (claim_socket()) {
-		write_address(mc.bundle, mc.shim_address);
-		print_address(mc.shim_address);
+		/* another monitor serves this group: point this bundle at it */
+		if (write_address(mc.bundle, mc.shim_address) < 0)
+			die("write %s/address: %s", mc.bundle, strerror(errno));
+		if (write_all(1, mc.shim_address, strlen(mc.shim_address)) < 0)
+			die("write address to stdout: %s", strerror(errno));
 		return 0;
 	}
 
@@ -199,9 +197,8 @@ int cmd_start(const struct shim_opts *o)
 			fail_owned("start the tsrt daemon", -rc);
 	}
 
-	char path[PATH_MAX];
-	if (fmt_path(path, sizeof path, "%s/address", mc.bundle) < 0 ||
-	    write_file_atomic(path, mc.shim_address, strlen(mc.shim_address), 0644) < 0)
+	/* before the fork, so that a failure leaves no monitor behind */
+	if (write_address(mc.bundle, mc.shim_address) < 0)
 		fail_owned("write address file", errno);
 
 	pid_t pid = fork();

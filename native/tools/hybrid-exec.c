@@ -8,7 +8,6 @@
  *
  * usage: tsrt-hybrid-exec COMMAND [ARG...]
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>

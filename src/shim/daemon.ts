@@ -99,6 +99,8 @@ class Daemon {
     const reader = new ControlFrameReader();
     const timer = setTimeout(() => sock.destroy(), HELLO_TIMEOUT_MS);
     sock.on('error', (e) => this.log.debug({ err: e.message }, 'monitor connection error'));
+    // `start` probes for a live daemon by connecting and closing without a word: not an error.
+    sock.once('close', () => clearTimeout(timer));
     const onData = (chunk: Buffer): void => {
       let frames: string[][];
       try {

@@ -87,7 +87,8 @@ export function createRuncBackend(init: BackendInit): Backend {
     async create(req: CreateRequest) {
       bundles.set(req.id, req.bundle);
       // The delete binary reads this to clean up after a dead shim.
-      await fs.writeFile(path.join(req.bundle, RUNTIME_STATE_FILE), `binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
+      const wrapper = prefix.length > 0 ? `wrapper=${prefix[0]}\n` : '';
+      await fs.writeFile(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
       const pidFile = path.join(req.bundle, 'init.pid');
       await fs.rm(pidFile, { force: true });
       const argv = [

@@ -1,0 +1,796 @@
+// Tests of the native shim binary (native/): start, the monitor (control + proxy channels to a
+// fake daemon written below), delete, shutdown. Needs root (mounts, /run/containerd/s).
+//
+//   make -C native && node --import tsx --test test/unit/native-shim.test.ts
+//   TSRT_SHIM_BIN=native/build-asan/containerd-shim-tsrt-v2 ... runs the same against the ASan build.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
+const IS_ROOT = process.getuid?.() === 0;
+
+// The fake daemon: listens on $TSRT_DAEMON_DIR/daemon.sock and speaks the monitor frame format.
+// On the first control hello it runs a script of requests and records what it saw. A proxy
+// connection answers each ttrpc frame with a response frame "echo:<payload>" (or closes on
+// "close-me"). A line-JSON socket test.sock lets the test read the state and ask for shutdown.
+const DAEMON_JS = String.raw`
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+
+const dir = process.env.TSRT_DAEMON_DIR;
+const out = process.env.TSRT_TEST_OUT;
+fs.writeFileSync(path.join(dir, 'daemon.pid'), String(process.pid));
+const state = {
+  pid: process.pid,
+  env: { TSRT_DAEMON_DIR: dir, TTRPC_ADDRESS: process.env.TTRPC_ADDRESS, cwd: process.cwd() },
+  controls: [], proxyHellos: [], reaped: [], checks: {}, errors: [], done: false,
+};
+const sessions = new Map();
+
+function encode(fields) {
+  const body = Buffer.concat(fields.map((f) => Buffer.concat([Buffer.from(String(f)), Buffer.from([0])])));
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+// Splits the byte stream into (at most max) frames; returns [frames, rest].
+function takeFrames(buf, max = Infinity) {
+  const frames = [];
+  while (buf.length >= 4 && frames.length < max) {
+    const n = buf.readUInt32BE(0);
+    if (buf.length < 4 + n) break;
+    const body = buf.subarray(4, 4 + n);
+    const fields = [];
+    let s = 0;
+    for (let i = 0; i < body.length; i++) if (body[i] === 0) { fields.push(body.subarray(s, i).toString()); s = i + 1; }
+    frames.push(fields);
+    buf = buf.subarray(4 + n);
+  }
+  return [frames, buf];
+}
+
+// the topmost mount on target (the last one listed)
+function mountinfo(target) {
+  let found = null;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[4] === target) found = { opts: f[5], super: line.split(' - ')[1] };
+  }
+  return found;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function controlSession(sock) {
+  const waiters = new Map();
+  const reaped = new Map();
+  const reapWaiters = new Map();
+  const order = [];
+  let seq = 0;
+  return {
+    order, reaped,
+    onFrame(f) {
+      if (f[0] === 'ok' || f[0] === 'error') {
+        order.push(f[0] + ':' + f[1]);
+        const w = waiters.get(f[1]);
+        waiters.delete(f[1]);
+        if (w) w(f);
+      } else if (f[0] === 'reaped') {
+        order.push('reaped:' + f[1]);
+        state.reaped.push(f.slice(1, 3));
+        reaped.set(Number(f[1]), f.slice(2));
+        const w = reapWaiters.get(Number(f[1]));
+        if (w) w(f.slice(2));
+      }
+    },
+    req(...fields) {
+      const s = String(++seq);
+      return new Promise((res) => {
+        waiters.set(s, res);
+        sock.write(encode([fields[0], s, ...fields.slice(1)]));
+      });
+    },
+    waitReaped(pid) {
+      if (reaped.has(pid)) return Promise.resolve(reaped.get(pid));
+      return new Promise((res) => reapWaiters.set(pid, res));
+    },
+  };
+}
+
+async function runChecks(ctl) {
+  const c = state.checks;
+  // a plain child: reply first, then its reaped event with the exit code
+  const r1 = await ctl.req('spawn', 'k1', '', '', '', '', 3, '/bin/sh', '-c', 'exit 3', 0);
+  c.spawn = r1;
+  c.reaped = await ctl.waitReaped(Number(r1[2]));
+  c.replyBeforeReaped = ctl.order.indexOf('ok:' + r1[1]) < ctl.order.indexOf('reaped:' + r1[2]);
+  // exec failure is an error reply with the errno
+  c.spawnMissing = await ctl.req('spawn', 'k2', '', '', '', '', 1, '/nonexistent/tsrt-test-binary', 0);
+  c.spawnBadStdio = await ctl.req('spawn', 'k2', '', 'pipe:x', '', '', 1, '/bin/true', 0);
+  c.spawnMalformed = await ctl.req('spawn', 'k2', '', '', '', '', 5, '/bin/true', 0);
+  // file: stdio (parents created), cwd, explicit environment
+  const outFile = path.join(out, 'logs', 'sub', 'out.txt');
+  const r3 = await ctl.req('spawn', 'k3', out, '', 'file:' + outFile, 'file:' + outFile, 3,
+    '/bin/sh', '-c', 'echo "$FOO $(pwd)"; echo err >&2; for f in /proc/self/fd/*; do printf "%s " "$\{f##*/}"; done',
+    1, 'FOO=bar');
+  c.fileSpawn = r3;
+  c.fileReaped = await ctl.waitReaped(Number(r3[2]));
+  c.fileOut = fs.readFileSync(outFile, 'utf8');
+  // fifo stdout: the keeper reader keeps the pipe open after the child is gone
+  const fifoOut = path.join(out, 'stdout.fifo');
+  execFileSync('mkfifo', [fifoOut]);
+  const r4 = await ctl.req('spawn', 'k4', '', '', 'fifo:' + fifoOut, '', 3, '/bin/sh', '-c', 'echo fifo-ok', 0);
+  c.fifoSpawn = r4;
+  c.fifoReaped = await ctl.waitReaped(Number(r4[2]));
+  const rfd = fs.openSync(fifoOut, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const b = Buffer.alloc(64);
+  c.fifoOut = b.subarray(0, fs.readSync(rfd, b)).toString();
+  fs.closeSync(rfd);
+  c.release = await ctl.req('release', 'k4');
+  // fifo stdin: EOF only after closeio drops the keeper writer
+  const fifoIn = path.join(out, 'stdin.fifo');
+  const catOut = path.join(out, 'cat.txt');
+  execFileSync('mkfifo', [fifoIn]);
+  const r5 = await ctl.req('spawn', 'k5', '', 'fifo:' + fifoIn, 'file:' + catOut, '', 1, 'cat', 0);
+  c.catSpawn = r5;
+  const wfd = fs.openSync(fifoIn, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  fs.writeSync(wfd, 'abc');
+  fs.closeSync(wfd);
+  await sleep(150);
+  c.catAliveBeforeCloseio = !ctl.reaped.has(Number(r5[2]));
+  c.closeio = await ctl.req('closeio', 'k5');
+  c.catReaped = await ctl.waitReaped(Number(r5[2]));
+  c.catOut = fs.readFileSync(catOut, 'utf8');
+  await ctl.req('release', 'k5');
+  // mount / umount: tmpfs with flags and data, a stacked second mount, a read-only bind
+  const mnt = path.join(out, 'mnt');
+  fs.mkdirSync(mnt);
+  c.mount = await ctl.req('mount', 'tmpfs', 'tsrt-test-a', mnt, 'nosuid,nodev,size=1m,mode=711');
+  c.mountInfo = mountinfo(mnt);
+  c.mount2 = await ctl.req('mount', 'tmpfs', 'tsrt-test-b', mnt, 'ro,noexec');
+  c.mountInfo2 = mountinfo(mnt);
+  const bsrc = path.join(out, 'bind-src');
+  const btgt = path.join(out, 'bind-tgt');
+  fs.mkdirSync(bsrc);
+  fs.mkdirSync(btgt);
+  c.bind = await ctl.req('mount', '', bsrc, btgt, 'rbind,ro,rprivate');
+  c.bindInfo = mountinfo(btgt);
+  c.umount = await ctl.req('umount', mnt);
+  c.unmounted = mountinfo(mnt) === null;
+  c.umountAgain = await ctl.req('umount', mnt);
+  c.umountBind = await ctl.req('umount', btgt);
+  c.unmountedBind = mountinfo(btgt) === null;
+  c.mountBad = await ctl.req('mount', 'tsrt-no-such-fs', 'x', mnt, '');
+  c.unknown = await ctl.req('frobnicate');
+  c.order = ctl.order;
+}
+
+function onControl(sock, hello, rest) {
+  const ctl = controlSession(sock);
+  state.controls.push(hello);
+  sessions.set(hello[1], { sock, ctl });
+  let buf = rest;
+  const feed = () => {
+    const [frames, left] = takeFrames(buf);
+    buf = left;
+    for (const f of frames) ctl.onFrame(f);
+  };
+  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); feed(); });
+  feed();
+  // a daemon started again by the monitor must not repeat the script
+  const marker = path.join(out, 'checks-started');
+  if (state.controls.length === 1 && !fs.existsSync(marker)) {
+    fs.writeFileSync(marker, '');
+    runChecks(ctl).catch((e) => state.errors.push(String(e && e.stack || e))).finally(() => { state.done = true; });
+  } else {
+    state.done = true;
+  }
+}
+
+function onProxy(sock, hello, rest) {
+  state.proxyHellos.push(hello[1]);
+  let buf = rest;
+  const feed = () => {
+    while (buf.length >= 10) {
+      const n = buf.readUInt32BE(0);
+      if (buf.length < 10 + n) break;
+      const id = buf.readUInt32BE(4);
+      const payload = buf.subarray(10, 10 + n).toString();
+      buf = buf.subarray(10 + n);
+      if (payload === 'close-me') { sock.destroy(); return; }
+      const body = Buffer.from('echo:' + payload);
+      const head = Buffer.alloc(10);
+      head.writeUInt32BE(body.length, 0);
+      head.writeUInt32BE(id, 4);
+      head[8] = 2;
+      sock.write(Buffer.concat([head, body]));
+      // like a Shutdown RPC: answer it, then tell the monitor to go
+      if (payload === 'shutdown-rpc') {
+        const s = sessions.get(hello[1]);
+        s.ctl.req('shutdown').then((r) => { state.shutdownReply = r; });
+      }
+    }
+  };
+  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); feed(); });
+  feed();
+}
+
+const server = net.createServer((sock) => {
+  sock.on('error', () => {});
+  let buf = Buffer.alloc(0);
+  const first = (d) => {
+    buf = Buffer.concat([buf, d]);
+    const [frames, rest] = takeFrames(buf, 1);
+    if (frames.length === 0) return;
+    sock.off('data', first);
+    const hello = frames[0];
+    // frames after the hello on a control connection would be replies; none are expected yet
+    if (hello[0] === 'control') onControl(sock, hello, rest);
+    else if (hello[0] === 'proxy') onProxy(sock, hello, rest);
+    else { state.errors.push('unknown hello ' + hello[0]); sock.destroy(); }
+  };
+  sock.on('data', first);
+});
+fs.rmSync(path.join(dir, 'daemon.sock'), { force: true });
+fs.rmSync(path.join(dir, 'test.sock'), { force: true });
+server.listen(path.join(dir, 'daemon.sock'));
+
+const test = net.createServer((sock) => {
+  sock.on('error', () => {});
+  let buf = '';
+  sock.on('data', async (d) => {
+    buf += d;
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    const cmd = JSON.parse(buf.slice(0, nl));
+    buf = buf.slice(nl + 1);
+    if (cmd.cmd === 'state') sock.end(JSON.stringify(state) + '\n');
+    else if (cmd.cmd === 'shutdown') {
+      const s = sessions.get(cmd.monitor);
+      const r = s ? await s.ctl.req('shutdown') : ['no-such-monitor'];
+      sock.end(JSON.stringify(r) + '\n');
+    } else if (cmd.cmd === 'spawn') {
+      const s = sessions.get(cmd.monitor);
+      const r = s ? await s.ctl.req('spawn', ...cmd.args) : ['no-such-monitor'];
+      sock.end(JSON.stringify(r) + '\n');
+    }
+  });
+});
+test.listen(path.join(dir, 'test.sock'));
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+interface RunResult { code: number | null; stdout: Buffer; stderr: string }
+
+function runShim(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.stdin.on('error', () => { /* EPIPE: only start reads stdin */ });
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
+    child.stdin.end(Buffer.from([0x0a, 0x00])); // containerd may pass an options Any; it is ignored
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5000): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function ppidOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+// Processes running our binary whose cwd is inside dir.
+function shimProcesses(dir: string): number[] {
+  const real = fs.realpathSync(BIN);
+  const found: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${e}/exe`) === real && fs.readlinkSync(`/proc/${e}/cwd`).startsWith(dir)) {
+        found.push(Number(e));
+      }
+    } catch { /* gone, or a kernel thread */ }
+  }
+  return found;
+}
+
+function childrenOf(pid: number): { pid: number; state: string }[] {
+  const kids: { pid: number; state: string }[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid) kids.push({ pid: Number(e), state: f[0]! });
+    } catch { /* gone */ }
+  }
+  return kids;
+}
+
+// Inode of the listening unix socket bound at path, from /proc/net/unix.
+function unixSocketInode(p: string): string | undefined {
+  for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[7] === p) return f[6];
+  }
+  return undefined;
+}
+
+function isMounted(target: string): boolean {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
+}
+
+function daemonCmd(dir: string, cmd: object): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(path.join(dir, 'test.sock'));
+    let buf = '';
+    s.on('error', reject);
+    s.on('data', (d) => { buf += d; });
+    s.on('end', () => { try { resolve(JSON.parse(buf)); } catch (e) { reject(e); } });
+    s.write(JSON.stringify(cmd) + '\n');
+  });
+}
+
+function ttrpcFrame(id: number, payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const head = Buffer.alloc(10);
+  head.writeUInt32BE(body.length, 0);
+  head.writeUInt32BE(id, 4);
+  head[8] = 1; // request
+  return Buffer.concat([head, body]);
+}
+
+// Reads ttrpc frames from a socket as they come.
+class FrameReader {
+  private buf = Buffer.alloc(0);
+  private waiting: (() => void) | null = null;
+  constructor(sock: net.Socket) {
+    sock.on('data', (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); this.waiting?.(); });
+  }
+  async next(timeoutMs = 5000): Promise<{ id: number; type: number; payload: Buffer }> {
+    const end = Date.now() + timeoutMs;
+    while (this.buf.length < 10 || this.buf.length < 10 + this.buf.readUInt32BE(0)) {
+      if (Date.now() > end) throw new Error('timed out waiting for a ttrpc frame');
+      await new Promise<void>((r) => { this.waiting = r; setTimeout(r, 50); });
+    }
+    const n = this.buf.readUInt32BE(0);
+    const f = { id: this.buf.readUInt32BE(4), type: this.buf[8]!, payload: this.buf.subarray(10, 10 + n) };
+    this.buf = this.buf.subarray(10 + n);
+    return f;
+  }
+}
+
+function readVarint(b: Buffer, pos: { i: number }): bigint {
+  let v = 0n;
+  let shift = 0n;
+  for (;;) {
+    const byte = b[pos.i++];
+    if (byte === undefined) throw new Error('truncated varint');
+    v |= BigInt(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return v;
+    shift += 7n;
+  }
+}
+
+// Hand-decoded containerd.task.v2.DeleteResponse.
+function decodeDeleteResponse(b: Buffer) {
+  const r = { pid: 0, exitStatus: 0, seconds: 0n, nanos: 0 };
+  const pos = { i: 0 };
+  while (pos.i < b.length) {
+    const key = Number(readVarint(b, pos));
+    const field = key >> 3;
+    const wire = key & 7;
+    if (wire === 0) {
+      const v = readVarint(b, pos);
+      if (field === 1) r.pid = Number(v);
+      else if (field === 2) r.exitStatus = Number(v);
+    } else if (wire === 2) {
+      const len = Number(readVarint(b, pos));
+      const sub = b.subarray(pos.i, pos.i + len);
+      pos.i += len;
+      assert.equal(field, 3, 'only exited_at is length-delimited');
+      const sp = { i: 0 };
+      while (sp.i < sub.length) {
+        const k = Number(readVarint(sub, sp));
+        const v = readVarint(sub, sp);
+        if (k === 0x08) r.seconds = v;
+        else if (k === 0x10) r.nanos = Number(v);
+        else throw new Error(`unexpected Timestamp key ${k}`);
+      }
+    } else {
+      throw new Error(`unexpected wire type ${wire}`);
+    }
+  }
+  return r;
+}
+
+describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
+  const unique = randomBytes(6).toString('hex');
+  const ns = 'tsrt-unit';
+  const group = `grp-${unique}`;
+  let tmp = '';
+  let address = '';
+  let daemonDir = '';
+  let env: NodeJS.ProcessEnv = {};
+  let b1 = '';
+  let b2 = '';
+  let shimAddress = '';
+  let sockPath = '';
+  let monitorId = '';
+  let monitorPid = 0;
+  let daemonPid = 0;
+  const mountsToClean: string[] = [];
+  let logFd = -1;
+
+  before(() => {
+    if (!process.env.TSRT_SHIM_BIN) execFileSync('make', ['-s', '-C', path.join(ROOT, 'native')], { stdio: 'inherit' });
+    tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-native-')));
+    address = path.join(tmp, 'containerd.sock');
+    // TTRPC_ADDRESS is left unset: the shim falls back to <-address>.ttrpc
+    const ttrpc = `${address}.ttrpc`;
+    daemonDir = `/run/tsrt/${createHash('sha256').update(ttrpc).digest('hex').slice(0, 16)}`;
+    const script = path.join(tmp, 'daemon.mjs');
+    fs.writeFileSync(script, DAEMON_JS);
+    env = { ...process.env, TSRT_NODE: process.execPath, TSRT_DAEMON: script, TSRT_TEST_OUT: tmp };
+    delete env.TTRPC_ADDRESS;
+    delete env.TSRT_DAEMON_DIR;
+    b1 = path.join(tmp, 'bundle1');
+    b2 = path.join(tmp, 'bundle2');
+    for (const b of [b1, b2]) fs.mkdirSync(path.join(b, 'rootfs'), { recursive: true });
+    // escapes everywhere; the group is spelt with \u002d; the runc group key wins over sandbox-id
+    fs.writeFileSync(path.join(b1, 'config.json'), `{"ociVersion":"1.0.2","process":{"args":["sh","-c","echo \\"}\\""],
+      "env":[]},"root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}]},"x":[1.5e3,-0,true,null,{}],
+      "annotations":{"a\\"b":"\\ud83d\\ude00\\u00e9\\n","io.kubernetes.cri.sandbox-id":"not-this",
+      "io.containerd.runc.v2.group":"grp\\u002d${unique}"}}`);
+    // containerd creates <bundle>/log and holds it open O_RDWR|O_NONBLOCK
+    execFileSync('mkfifo', [path.join(b1, 'log')]);
+    logFd = fs.openSync(path.join(b1, 'log'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    fs.writeFileSync(path.join(b2, 'config.json'),
+      JSON.stringify({ ociVersion: '1.0.2', annotations: { 'io.kubernetes.cri.sandbox-id': group } }));
+  });
+
+  after(async () => {
+    try {
+      daemonPid ||= Number(fs.readFileSync(path.join(daemonDir, 'daemon.pid'), 'utf8'));
+    } catch { /* never started */ }
+    for (const pid of [monitorPid, daemonPid]) {
+      if (pid && pidAlive(pid)) {
+        try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      }
+    }
+    await sleep(100);
+    for (const pid of [monitorPid, daemonPid]) {
+      if (pid && pidAlive(pid)) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+    for (const m of mountsToClean) {
+      while (isMounted(m)) {
+        try { execFileSync('umount', ['-l', m]); } catch { break; }
+      }
+    }
+    if (logFd >= 0) fs.closeSync(logFd);
+    if (sockPath) fs.rmSync(sockPath, { force: true });
+    if (daemonDir) fs.rmSync(daemonDir, { recursive: true, force: true });
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('prints its version with -v', async () => {
+    const r = await runShim(['-v'], { cwd: '/', env });
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.toString().trim(), 'containerd-shim-tsrt-v2 version 0.1.0');
+  });
+
+  it('rejects a missing namespace and unknown flags', async () => {
+    let r = await runShim(['-id', 'x', 'start'], { cwd: tmp, env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^io\.containerd\.tsrt\.v2: .*namespace/);
+    r = await runShim(['-namespace', ns, '-bogus', 'start'], { cwd: tmp, env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^io\.containerd\.tsrt\.v2: flag provided but not defined: -bogus\n$/);
+  });
+
+  it('start binds the group socket, starts the daemon and a monitor', async () => {
+    const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', '/bin/true',
+      '-id', 'c1', '-debug', 'start'], { cwd: b1, env });
+    assert.equal(r.stderr, '');
+    assert.equal(r.code, 0);
+    shimAddress = r.stdout.toString();
+    monitorId = createHash('sha256').update(`${address}/${ns}/${group}`).digest('hex');
+    assert.match(shimAddress, /^unix:\/\/\/run\/containerd\/s\/[0-9a-f]{64}$/);
+    assert.equal(shimAddress, `unix:///run/containerd/s/${monitorId}`);
+    assert.equal(fs.readFileSync(path.join(b1, 'address'), 'utf8'), shimAddress);
+    sockPath = shimAddress.slice('unix://'.length);
+    const st = fs.statSync(sockPath);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o600);
+
+    const state = await waitFor('the control hello', async () => {
+      try {
+        const s = await daemonCmd(daemonDir, { cmd: 'state' });
+        return s.controls.length > 0 ? s : null;
+      } catch { return null; }
+    }, 10000);
+    daemonPid = state.pid;
+    const hello = state.controls[0];
+    monitorPid = Number(hello[2]);
+    assert.deepEqual(hello, ['control', monitorId, String(monitorPid), b1, ns, 'c1', shimAddress]);
+    assert.ok(pidAlive(monitorPid));
+    assert.equal(fs.readlinkSync(`/proc/${monitorPid}/exe`), fs.realpathSync(BIN));
+    assert.deepEqual(state.env, { TSRT_DAEMON_DIR: daemonDir, TTRPC_ADDRESS: `${address}.ttrpc`, cwd: daemonDir });
+  });
+
+  it('monitor serves spawn, closeio, release, mount and umount and reports reaped children', async () => {
+    mountsToClean.push(path.join(tmp, 'mnt'), path.join(tmp, 'bind-tgt'));
+    const state = await waitFor('the daemon script', async () => {
+      const s = await daemonCmd(daemonDir, { cmd: 'state' });
+      return s.done ? s : null;
+    }, 15000);
+    assert.deepEqual(state.errors, []);
+    const c = state.checks;
+    assert.equal(c.spawn[0], 'ok');
+    assert.equal(c.reaped[0], '3');
+    const secs = Number(c.reaped[1]);
+    assert.ok(Math.abs(secs - Date.now() / 1000) < 60, 'reaped timestamp is wall-clock time');
+    assert.ok(Number(c.reaped[2]) >= 0 && Number(c.reaped[2]) < 1e9);
+    assert.ok(c.replyBeforeReaped, 'spawn reply precedes the reaped event');
+
+    assert.equal(c.spawnMissing[0], 'error');
+    assert.equal(c.spawnMissing[2], '2'); // ENOENT
+    assert.match(c.spawnMissing[3], /nonexistent/);
+    assert.equal(c.spawnBadStdio[0], 'error');
+    assert.equal(c.spawnBadStdio[2], '22');
+    assert.equal(c.spawnMalformed[0], 'error');
+    assert.equal(c.spawnMalformed[2], '22');
+
+    assert.equal(c.fileSpawn[0], 'ok');
+    assert.equal(c.fileReaped[0], '0');
+    // fd 3 is the directory the shell's glob reads; any inherited fd would push it up
+    assert.equal(c.fileOut, `bar ${tmp}\nerr\n0 1 2 3 `, 'stdio set up, cwd and env applied, no other fds inherited');
+
+    assert.equal(c.fifoSpawn[0], 'ok');
+    assert.equal(c.fifoReaped[0], '0');
+    assert.equal(c.fifoOut, 'fifo-ok\n');
+    assert.equal(c.release[0], 'ok');
+
+    assert.equal(c.catSpawn[0], 'ok');
+    assert.ok(c.catAliveBeforeCloseio, 'the stdin keeper writer holds EOF back');
+    assert.equal(c.closeio[0], 'ok');
+    assert.equal(c.catReaped[0], '0');
+    assert.equal(c.catOut, 'abc');
+
+    assert.deepEqual(c.mount.slice(0, 1), ['ok']);
+    assert.match(c.mountInfo.opts, /(^|,)nosuid(,|$)/);
+    assert.match(c.mountInfo.opts, /(^|,)nodev(,|$)/);
+    assert.match(c.mountInfo.super, /^tmpfs tsrt-test-a .*size=1024k/);
+    assert.match(c.mountInfo.super, /mode=711/);
+    assert.equal(c.mount2[0], 'ok');
+    assert.match(c.mountInfo2.opts, /^ro,/);
+    assert.match(c.mountInfo2.opts, /noexec/);
+    assert.equal(c.bind[0], 'ok');
+    assert.match(c.bindInfo.opts, /^ro,/);
+    assert.equal(c.umount[0], 'ok');
+    assert.ok(c.unmounted, 'both stacked mounts are gone');
+    assert.equal(c.umountAgain[0], 'ok');
+    assert.equal(c.umountBind[0], 'ok');
+    assert.ok(c.unmountedBind);
+    assert.equal(c.mountBad[0], 'error');
+    assert.equal(c.mountBad[2], '19'); // ENODEV
+    assert.equal(c.unknown[0], 'error');
+    assert.equal(c.unknown[2], '22');
+
+    // every child was reaped: the monitor has no zombies (or other children) left
+    assert.deepEqual(childrenOf(monitorPid), []);
+    // the monitor holds only its own fds: stdio on /dev/null, sockets, the signalfd, the log FIFO
+    const fds = fs.readdirSync(`/proc/${monitorPid}/fd`).map((fd) => fs.readlinkSync(`/proc/${monitorPid}/fd/${fd}`));
+    assert.equal(fds.filter((l) => l === '/dev/null').length, 3, fds.join(' '));
+    for (const l of fds) {
+      assert.ok(l === '/dev/null' || /^socket:\[\d+\]$/.test(l) || l === 'anon_inode:[signalfd]' ||
+        l === path.join(b1, 'log'), `unexpected monitor fd ${l}`);
+    }
+    assert.ok(fds.length <= 8, fds.join(' '));
+    // the daemon (started by start) did not inherit the shim's listening socket
+    const inode = unixSocketInode(sockPath);
+    assert.ok(inode);
+    const daemonFds = fs.readdirSync(`/proc/${daemonPid}/fd`).map((fd) => {
+      try { return fs.readlinkSync(`/proc/${daemonPid}/fd/${fd}`); } catch { return ''; }
+    });
+    assert.ok(!daemonFds.includes(`socket:[${inode}]`));
+    assert.equal(fds.filter((l) => l === `socket:[${inode}]`).length, 1, 'the monitor has it once');
+  });
+
+  it('a second start in the same group reuses the monitor', async () => {
+    const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', '/bin/true',
+      '-id', 'c2', 'start'], { cwd: b2, env });
+    assert.equal(r.stderr, '');
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.toString(), shimAddress);
+    assert.equal(fs.readFileSync(path.join(b2, 'address'), 'utf8'), shimAddress);
+    await sleep(200);
+    const state = await daemonCmd(daemonDir, { cmd: 'state' });
+    assert.equal(state.controls.length, 1, 'no second monitor connected');
+    assert.deepEqual(shimProcesses(tmp), [monitorPid]);
+  });
+
+  it('relays containerd connections to daemon proxy connections and survives a proxy loss', async () => {
+    // (the second start's liveness probe was a connection too, so count from here)
+    const hellosBefore = (await daemonCmd(daemonDir, { cmd: 'state' })).proxyHellos.length;
+    const sock = net.connect(sockPath);
+    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const reader = new FrameReader(sock);
+    try {
+      sock.write(ttrpcFrame(1, 'ping'));
+      let f = await reader.next();
+      assert.deepEqual([f.id, f.type, f.payload.toString()], [1, 2, 'echo:ping']);
+      // a big request in several writes
+      const big = 'x'.repeat(300_000);
+      const frame = ttrpcFrame(3, big);
+      sock.write(frame.subarray(0, 7));
+      await sleep(20);
+      sock.write(frame.subarray(7));
+      f = await reader.next();
+      assert.equal(f.id, 3);
+      assert.equal(f.payload.length, 5 + big.length);
+      // the daemon drops the proxy connection without answering: the monitor answers UNAVAILABLE
+      sock.write(ttrpcFrame(5, 'close-me'));
+      f = await reader.next();
+      assert.equal(f.id, 5);
+      assert.equal(f.type, 2);
+      assert.deepEqual([...f.payload.subarray(0, 1)], [0x0a]); // Response.status
+      assert.deepEqual([...f.payload.subarray(2, 4)], [0x08, 14]); // Status.code = UNAVAILABLE
+      // same containerd connection, new proxy connection
+      sock.write(ttrpcFrame(7, 'again'));
+      f = await reader.next();
+      assert.deepEqual([f.id, f.type, f.payload.toString()], [7, 2, 'echo:again']);
+    } finally {
+      sock.destroy();
+    }
+    const state = await daemonCmd(daemonDir, { cmd: 'state' });
+    assert.deepEqual(state.proxyHellos.slice(hellosBefore), [monitorId, monitorId]);
+    assert.ok(state.proxyHellos.every((h: string) => h === monitorId));
+  });
+
+  it('keeps connections and exits across a daemon restart and starts a new daemon', async () => {
+    const sock = net.connect(sockPath);
+    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const reader = new FrameReader(sock);
+    try {
+      sock.write(ttrpcFrame(11, 'before'));
+      let f = await reader.next();
+      assert.equal(f.payload.toString(), 'echo:before');
+      const r = await daemonCmd(daemonDir, { cmd: 'spawn', monitor: monitorId,
+        args: ['k9', '', '', '', '', 3, '/bin/sh', '-c', 'sleep 0.3; exit 7', 0] });
+      assert.equal(r[0], 'ok');
+      const pid = r[2];
+      const oldPid = daemonPid;
+      process.kill(oldPid, 'SIGKILL');
+      await waitFor('the old daemon to die', () => !pidAlive(oldPid));
+      // the child exits while no daemon is connected; the monitor starts a daemon after ~2 s
+      const state = await waitFor('a new daemon with the queued reaped event', async () => {
+        try {
+          const s = await daemonCmd(daemonDir, { cmd: 'state' });
+          if (s.pid !== oldPid) daemonPid = s.pid;
+          return s.pid !== oldPid && s.reaped.some((e: string[]) => e[0] === pid) ? s : null;
+        } catch { return null; }
+      }, 10000);
+      assert.deepEqual(state.controls, [['control', monitorId, String(monitorPid), b1, ns, 'c1', shimAddress]]);
+      assert.deepEqual(state.reaped.find((e: string[]) => e[0] === pid), [pid, '7']);
+      // the same containerd connection now reaches the new daemon
+      sock.write(ttrpcFrame(13, 'after'));
+      f = await reader.next();
+      assert.deepEqual([f.id, f.type, f.payload.toString()], [13, 2, 'echo:after']);
+    } finally {
+      sock.destroy();
+    }
+  });
+
+  it('delete runs the runtime, unmounts rootfs and prints a DeleteResponse', async () => {
+    const fake = path.join(tmp, 'fake-runc');
+    fs.writeFileSync(fake, `#!/bin/sh\necho "$@" > ${tmp}/runc-args\npwd >> ${tmp}/runc-args\nexit 1\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(b2, 'tsrt-runtime'), `binary=${fake}\nroot=/run/tsrt-test-root/${ns}\n`);
+    fs.writeFileSync(path.join(b2, 'init.pid'), '4242');
+    const rootfs = path.join(b2, 'rootfs');
+    mountsToClean.push(rootfs);
+    execFileSync('mount', ['-t', 'tmpfs', 'tsrt-rootfs-1', rootfs]);
+    execFileSync('mount', ['-t', 'tmpfs', 'tsrt-rootfs-2', rootfs]);
+    const args = ['-namespace', ns, '-address', address, '-publish-binary', '/bin/true', '-id', 'c2',
+      '-bundle', b2, 'delete'];
+    const before = Date.now() / 1000;
+    const r = await runShim(args, { cwd: b2, env });
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /fake-runc delete --force c2 failed \(status 1\)/); // a cleanup warning
+    const resp = decodeDeleteResponse(r.stdout);
+    assert.equal(resp.pid, 4242);
+    assert.equal(resp.exitStatus, 137);
+    assert.ok(Number(resp.seconds) >= Math.floor(before) && Number(resp.seconds) <= Date.now() / 1000 + 1);
+    assert.ok(resp.nanos >= 0 && resp.nanos < 1e9);
+    assert.equal(fs.readFileSync(path.join(tmp, 'runc-args'), 'utf8'),
+      `--root /run/tsrt-test-root/${ns} delete --force c2\n${b2}\n`);
+    assert.ok(!isMounted(rootfs), 'rootfs unmounted');
+
+    // idempotent, and fine with an empty bundle
+    fs.rmSync(path.join(b2, 'tsrt-runtime'));
+    const again = await runShim(args, { cwd: b2, env });
+    assert.equal(again.code, 0);
+    assert.equal(again.stderr, '');
+    assert.equal(decodeDeleteResponse(again.stdout).pid, 4242);
+    const empty = path.join(tmp, 'empty-bundle');
+    fs.mkdirSync(empty);
+    const r3 = await runShim(['-namespace', ns, '-address', address, '-id', 'gone', '-bundle', empty, 'delete'],
+      { cwd: empty, env });
+    assert.equal(r3.code, 0);
+    assert.equal(r3.stderr, '');
+    const resp3 = decodeDeleteResponse(r3.stdout);
+    assert.equal(resp3.pid, 0);
+    assert.equal(resp3.exitStatus, 137);
+    assert.equal(r3.stdout[0], 0x10, 'pid 0 is omitted');
+
+    // delete never touches the shared monitor
+    assert.ok(pidAlive(monitorPid));
+    assert.ok(fs.statSync(sockPath).isSocket());
+  });
+
+  it('shutdown makes the monitor remove its socket and exit', async () => {
+    const sock = net.connect(sockPath);
+    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const ended = new Promise<void>((res) => sock.once('close', () => res()));
+    const reader = new FrameReader(sock);
+    sock.write(ttrpcFrame(21, 'shutdown-rpc'));
+    const f = await reader.next();
+    assert.deepEqual([f.id, f.type, f.payload.toString()], [21, 2, 'echo:shutdown-rpc'],
+      'the response written just before the shutdown frame reaches containerd');
+    await ended; // the monitor closes containerd's connection on its way out
+    await waitFor('the monitor to exit', () => !pidAlive(monitorPid));
+    const state = await daemonCmd(daemonDir, { cmd: 'state' });
+    assert.deepEqual(state.shutdownReply, ['ok', state.shutdownReply[1]]);
+    assert.ok(!fs.existsSync(sockPath), 'socket removed');
+    assert.deepEqual(shimProcesses(tmp), []);
+    // the daemon was started detached: it is not a child of this test process
+    assert.notEqual(ppidOf(daemonPid), process.pid);
+
+    // the monitor logged to the bundle's log FIFO in logrus text format
+    const buf = Buffer.alloc(65536);
+    const n = fs.readSync(logFd, buf);
+    const lines = buf.subarray(0, n).toString().trimEnd().split('\n');
+    for (const l of lines) {
+      assert.match(l, /^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z" level=(debug|info|warning|error) msg=".*" runtime=io\.containerd\.tsrt\.v2 id=c1$/);
+    }
+    assert.ok(lines.some((l) => l.includes('msg="monitor started on unix:///run/containerd/s/')));
+    assert.ok(lines.some((l) => l.includes('level=debug msg="reaped pid ')), '-debug enables debug lines');
+    assert.ok(lines.some((l) => l.includes('msg="monitor exiting"')));
+  });
+});
