@@ -1,7 +1,7 @@
 // The first vertical slice, end to end: the real containerd 1.6 runs containers through
 // containerd-shim-tsrt-v2, driven by the real ctr, with runc and with crun underneath.
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -122,6 +122,40 @@ for (const v of variants) {
       await need().ctrOk(['task', 'delete', id]);
       await need().ctrOk(['containers', 'rm', id]);
       await assertGone(id);
+    });
+
+    test('kill --all reaches every process of the container', async () => {
+      const id = uniqueId(`killall-${v.name}`);
+      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), image, id, 'sh', '-c', 'trap "" TERM; sleep 600 & sleep 600']);
+      const ps = await need().ctrOk(['task', 'ps', id]);
+      const pids = ps.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
+      assert.ok(pids.length >= 2, ps);
+      await need().ctrOk(['task', 'kill', '--all', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
+      for (const pid of pids) assert.ok(!existsSync(`/proc/${pid}/cmdline`) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sleep'), `pid ${pid} killed`);
+      await need().ctrOk(['task', 'delete', id]);
+      await need().ctrOk(['containers', 'rm', id]);
+      await assertGone(id);
+    });
+
+    test('events: /tasks/create, /tasks/start, /tasks/exit, /tasks/delete in that order', async () => {
+      const id = uniqueId(`events-${v.name}`);
+      const events = need().ctrSpawn(['events']);
+      let out = '';
+      events.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+      try {
+        await sleep(300);
+        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'true'], { timeoutMs: 30_000 });
+        assert.equal(r.code, 0, r.stderr);
+        const topicsOf = () => out.split('\n').filter((l) => l.includes(id)).map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]).filter(Boolean);
+        await waitFor(() => topicsOf().includes('/tasks/delete'), 5000, { what: 'TaskDelete seen' });
+        assert.deepEqual(topicsOf(), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+        const exit = out.split('\n').find((l) => l.includes('/tasks/exit') && l.includes(id))!;
+        assert.match(exit, /"exit_status":0|exited_at/);
+      } finally {
+        events.kill('SIGTERM');
+        await events.result;
+      }
     });
 
     test('a process that forks a daemon and exits leaves no zombie', async () => {
