@@ -170,6 +170,26 @@ for (const v of variants) {
   });
 }
 
+describe('tsrt with bad input', { timeout: 120_000 }, () => {
+  const cases: Array<{ what: string; toml: string; expect: RegExp }> = [
+    { what: 'an unknown key in the runtime config', toml: 'BinaryNmae = "crun"\n', expect: /unknown key BinaryNmae/ },
+    { what: 'a runtime binary that does not exist', toml: 'BinaryName = "/nonexistent/runc"\n', expect: /nonexistent\/runc|No such file/ },
+  ];
+  for (const k of cases) {
+    test(`${k.what}: a readable error and nothing left behind`, async () => {
+      const cd = need();
+      const id = uniqueId('bad');
+      const cfg = join(cd.root, `${id}.toml`);
+      writeFileSync(cfg, k.toml);
+      const r = await cd.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, image, id, 'true'], { timeoutMs: 30_000 });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, k.expect);
+      await cd.ctr(['containers', 'rm', id]);
+      await assertGone(id);
+    });
+  }
+});
+
 describe('tsrt across a containerd restart', { timeout: 120_000 }, () => {
   test('running containers are RUNNING again, one that exited meanwhile is STOPPED with its status', async () => {
     const cd = need();
