@@ -2,10 +2,11 @@
  *
  * Bytes pass unchanged. The monitor only follows ttrpc frame boundaries (10-byte header:
  * length, stream id, type, flags) so that a daemon restart never leaves either peer in the
- * middle of a frame: an interrupted response is padded out to its announced length, the rest
- * of an interrupted request is dropped, and every request the lost daemon had received but not
- * answered gets a ttrpc error response (UNAVAILABLE) from the monitor. Requests still buffered
- * go to the next daemon. */
+ * middle of a frame: an interrupted response is padded out to its announced length. Requests
+ * the lost daemon had received (in full or in part) but not answered are either replayed to the
+ * next daemon, whole and in their original order, when they are safe to run twice (task Wait,
+ * State, Connect, Pids, Stats), or answered with a ttrpc error (UNAVAILABLE) by the monitor.
+ * Requests still buffered go to the next daemon after the replayed ones. */
 #include "proxy.h"
 #include "buf.h"
 #include "log.h"
@@ -20,8 +21,10 @@
 #define CHUNK (64 * 1024)
 #define LIMIT (256 * 1024)          /* stop reading a side while its peer's buffer holds this */
 #define MAX_PAD (16 * 1024 * 1024)  /* beyond any real ttrpc message (4 MiB) */
+#define KEEP_CAP (1024 * 1024)      /* per connection: copies of requests kept for a replay */
 
 enum { TT_REQUEST = 1, TT_RESPONSE = 2 };
+enum { TT_FLAG_REMOTE_OPEN = 2 };   /* a streaming request: more frames follow */
 enum { TF_HDR = 1, TF_END = 2 };
 
 /* Position inside a stream of ttrpc frames. */
@@ -29,6 +32,12 @@ struct tf {
 	uint8_t hdr[10];
 	uint8_t hlen;
 	uint32_t left;
+};
+
+struct req {
+	uint32_t id;
+	uint8_t *frame;           /* the whole frame, kept for a replay; NULL: answer UNAVAILABLE */
+	size_t len;
 };
 
 struct pair {
@@ -39,9 +48,13 @@ struct pair {
 	struct buf c2p, p2c;
 	struct tf sent;           /* containerd bytes written to the daemon */
 	struct tf recv;           /* daemon bytes read */
-	int discard;              /* dropping the rest of a request the lost daemon got part of */
-	uint32_t *pending;        /* stream ids of requests the daemon got but did not answer */
+	int discard;              /* taking in the rest of a request the lost daemon got part of */
+	struct req *pending;      /* requests the daemon got in full but did not answer, in order */
 	size_t npending, cappending;
+	uint8_t *cur;             /* copy of the request being forwarded (NULL: not kept) */
+	size_t cur_len;
+	int cur_answered;         /* the daemon answered it before it had all of it */
+	size_t kept;              /* bytes of cur and of the pending copies (at most KEEP_CAP) */
 	int dead;
 };
 
@@ -93,24 +106,128 @@ static size_t tf_step(struct tf *t, const uint8_t *p, size_t n, int *ev)
 	return k;
 }
 
-static void pending_add(struct pair *p, uint32_t id)
+/* Reads a protobuf varint; -1 if it runs past end or is longer than 10 bytes. */
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (unsigned shift = 0; shift < 70; shift += 7) {
+		if (*p >= end)
+			return -1;
+		uint8_t b = *(*p)++;
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct pb_str {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* Walks a ttrpc.Request message and finds service (field 1) and method (field 2); the last
+ * occurrence wins, as in protobuf. Returns -1 if the message is malformed. */
+static int request_names(const uint8_t *m, size_t n, struct pb_str *service, struct pb_str *method)
+{
+	const uint8_t *p = m, *end = m + n;
+	*service = *method = (struct pb_str){ NULL, 0 };
+	while (p < end) {
+		uint64_t key, v;
+		if (pb_varint(&p, end, &key) < 0)
+			return -1;
+		uint64_t field = key >> 3;
+		unsigned wire = (unsigned)(key & 7);
+		if (field == 0 || field > 0x1fffffff)
+			return -1;
+		if ((field == 1 || field == 2) && wire != 2)
+			return -1;
+		switch (wire) {
+		case 0:
+			if (pb_varint(&p, end, &v) < 0)
+				return -1;
+			break;
+		case 1:
+			if (end - p < 8)
+				return -1;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				return -1;
+			p += 4;
+			break;
+		case 2:
+			if (pb_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+				return -1;
+			if (field == 1)
+				*service = (struct pb_str){ p, (size_t)v };
+			else if (field == 2)
+				*method = (struct pb_str){ p, (size_t)v };
+			p += v;
+			break;
+		default: /* groups (3, 4) and the unused 6, 7 */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int pb_str_in(struct pb_str s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s.n == strlen(list[i]) && memcmp(s.p, list[i], s.n) == 0)
+			return 1;
+	return 0;
+}
+
+/* 1 for a complete request frame that is safe to send to a daemon twice. */
+static int replayable(const uint8_t *frame, size_t len)
+{
+	static const char *const services[] = { "containerd.task.v2.Task", "containerd.task.v3.Task" };
+	static const char *const methods[] = { "Wait", "State", "Connect", "Pids", "Stats" };
+	struct pb_str service, method;
+	if (len < 10 || frame[8] != TT_REQUEST || (frame[9] & TT_FLAG_REMOTE_OPEN) ||
+	    request_names(frame + 10, len - 10, &service, &method) < 0)
+		return 0;
+	return pb_str_in(service, services, sizeof services / sizeof *services) &&
+	       pb_str_in(method, methods, sizeof methods / sizeof *methods);
+}
+
+static void forget_copy(struct pair *p, uint8_t **frame, size_t len)
+{
+	if (*frame) {
+		free(*frame);
+		*frame = NULL;
+		p->kept -= len;
+	}
+}
+
+static void pending_add(struct pair *p, uint32_t id, uint8_t *frame, size_t len)
 {
 	if (p->npending == p->cappending) {
 		p->cappending = p->cappending ? p->cappending * 2 : 8;
 		p->pending = xrealloc(p->pending, p->cappending * sizeof *p->pending);
 	}
-	p->pending[p->npending++] = id;
+	p->pending[p->npending++] = (struct req){ .id = id, .frame = frame, .len = len };
 }
 
-static void pending_remove(struct pair *p, uint32_t id)
+/* A response for id is on its way to containerd: that request is never answered or sent again. */
+static void pending_answered(struct pair *p, uint32_t id)
 {
 	for (size_t i = 0; i < p->npending; i++) {
-		if (p->pending[i] == id) {
+		if (p->pending[i].id == id) {
+			forget_copy(p, &p->pending[i].frame, p->pending[i].len);
 			memmove(p->pending + i, p->pending + i + 1, (p->npending - i - 1) * sizeof *p->pending);
 			p->npending--;
 			return;
 		}
 	}
+	/* a daemon may refuse a request before it has read all of it */
+	if (p->sent.hlen == 10 && p->sent.hdr[8] == TT_REQUEST && be32(p->sent.hdr + 4) == id)
+		p->cur_answered = 1;
 }
 
 /* ttrpc Response{status: Status{code: 14 UNAVAILABLE, message}} for stream id. */
@@ -135,17 +252,85 @@ static void put_unavailable(struct pair *p, uint32_t id)
 	buf_put(&p->p2c, f, 10 + rl);
 }
 
-/* Drop the remainder of the request that was being written when the daemon went away. */
+/* Follows containerd's bytes as they go to the daemon (or, while p->discard, as they are taken
+ * in for a daemon that is gone): copies each request frame while it fits under KEEP_CAP and, once
+ * it is complete, records it as pending. Consumes up to the end of a header or of a frame and
+ * returns the count; *end is set when a frame ended. */
+static size_t sent_step(struct pair *p, const uint8_t *d, size_t n, int *end)
+{
+	int ev;
+	size_t k = tf_step(&p->sent, d, n, &ev);
+	int req = p->sent.hdr[8] == TT_REQUEST;
+	if (ev & TF_HDR) {
+		size_t len = 10 + (size_t)be32(p->sent.hdr);
+		p->cur_answered = 0;
+		if (req && len <= KEEP_CAP - p->kept) {
+			p->cur = xrealloc(NULL, len);
+			memcpy(p->cur, p->sent.hdr, 10);
+			p->cur_len = 10;
+			p->kept += len;
+		}
+	} else if (p->cur) {
+		memcpy(p->cur + p->cur_len, d, k);
+		p->cur_len += k;
+	}
+	*end = ev & TF_END;
+	if (*end && req) {
+		uint8_t *frame = p->cur;
+		size_t len = p->cur_len;
+		p->cur = NULL;
+		if (frame && (p->cur_answered || !replayable(frame, len)))
+			forget_copy(p, &frame, len);
+		if (!p->cur_answered)
+			pending_add(p, be32(p->sent.hdr + 4), frame, len);
+		p->cur_answered = 0;
+	}
+	return k;
+}
+
+/* Answer UNAVAILABLE for the lost requests that must not run twice; keep the others. */
+static void answer_lost(struct pair *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->npending; i++) {
+		if (p->pending[i].frame)
+			p->pending[n++] = p->pending[i];
+		else
+			put_unavailable(p, p->pending[i].id);
+	}
+	p->npending = n;
+}
+
+/* No daemon and containerd's stream is at a frame boundary: the kept requests go (in their
+ * order) ahead of what containerd sent since, to the next daemon. */
+static void settle(struct pair *p)
+{
+	answer_lost(p);
+	if (p->npending == 0)
+		return;
+	logm(LV_DEBUG, "%zu request(s) will be sent again to the next daemon", p->npending);
+	struct buf again = { 0 };
+	for (size_t i = 0; i < p->npending; i++) {
+		buf_put(&again, p->pending[i].frame, p->pending[i].len);
+		forget_copy(p, &p->pending[i].frame, p->pending[i].len);
+	}
+	p->npending = 0;
+	buf_put(&again, buf_head(&p->c2p), p->c2p.len);
+	buf_free(&p->c2p);
+	p->c2p = again;
+}
+
+/* Take in the rest of the request that was being written when the daemon went away. */
 static void run_discard(struct pair *p)
 {
 	while (p->discard && p->c2p.len > 0) {
-		int ev;
-		size_t k = tf_step(&p->sent, buf_head(&p->c2p), p->c2p.len, &ev);
-		if ((ev & TF_HDR) && p->sent.hdr[8] == TT_REQUEST)
-			put_unavailable(p, be32(p->sent.hdr + 4));
+		int end;
+		size_t k = sent_step(p, buf_head(&p->c2p), p->c2p.len, &end);
 		buf_drop(&p->c2p, k);
-		if (ev & TF_END)
+		if (end) {
 			p->discard = 0;
+			settle(p);
+		}
 	}
 }
 
@@ -176,13 +361,13 @@ static void daemon_lost(struct pair *p, const char *why)
 		p->recv.hlen = 0;
 		p->recv.left = 0;
 	}
-	for (size_t i = 0; i < p->npending; i++)
-		put_unavailable(p, p->pending[i]);
-	p->npending = 0;
+	answer_lost(p);
 	if (p->sent.hlen > 0) {
-		/* header incomplete: the request is answered when run_discard reaches its header */
+		/* settled once the rest of that frame has come from containerd */
 		p->discard = 1;
 		run_discard(p);
+	} else {
+		settle(p);
 	}
 }
 
@@ -225,10 +410,8 @@ static void pump(struct pair *p)
 		}
 		const uint8_t *d = buf_head(&p->c2p);
 		for (size_t off = 0; off < (size_t)w;) {
-			int ev;
-			off += tf_step(&p->sent, d + off, (size_t)w - off, &ev);
-			if ((ev & TF_HDR) && p->sent.hdr[8] == TT_REQUEST)
-				pending_add(p, be32(p->sent.hdr + 4));
+			int end;
+			off += sent_step(p, d + off, (size_t)w - off, &end);
 		}
 		buf_drop(&p->c2p, (size_t)w);
 	}
@@ -270,7 +453,7 @@ static void read_daemon(struct pair *p)
 		int ev;
 		off += tf_step(&p->recv, d + off, (size_t)r - off, &ev);
 		if ((ev & TF_HDR) && p->recv.hdr[8] == TT_RESPONSE)
-			pending_remove(p, be32(p->recv.hdr + 4));
+			pending_answered(p, be32(p->recv.hdr + 4));
 	}
 }
 
@@ -281,7 +464,10 @@ static void free_pair(struct pair *p)
 		close(p->pfd);
 	buf_free(&p->c2p);
 	buf_free(&p->p2c);
+	for (size_t i = 0; i < p->npending; i++)
+		free(p->pending[i].frame);
 	free(p->pending);
+	free(p->cur);
 	free(p);
 }
 

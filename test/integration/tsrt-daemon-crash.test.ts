@@ -71,3 +71,20 @@ test('SIGKILL of the daemon: containers keep running, exits meanwhile are report
     assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
   }
 });
+
+test('a foreground ctr run waiting on its container does not notice a daemon crash', { timeout: 120_000 }, async () => {
+  assert.ok(c);
+  const cd = c;
+  const id = uniqueId('fg');
+  const child = cd.ctrSpawn(['run', '--rm', '--runtime', TSRT_V2, image, id, 'sh', '-c', 'sleep 4; exit 5']);
+  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', 15_000, { what: `${id} running` });
+  const old = daemonPid(cd);
+  process.kill(old, 'SIGKILL');
+  // ctr's Wait was in flight in the dead daemon: the monitor replays it to the next one.
+  const r = await child.result;
+  assert.equal(r.code, 5, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.notEqual(daemonPid(cd), old);
+  await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: 'bundle removed' });
+  assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+});

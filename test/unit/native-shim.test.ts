@@ -20,7 +20,9 @@ const IS_ROOT = process.getuid?.() === 0;
 // The fake daemon: listens on $TSRT_DAEMON_DIR/daemon.sock and speaks the monitor frame format.
 // On the first control hello it runs a script of requests and records what it saw. A proxy
 // connection answers each ttrpc frame with a response frame "echo:<payload>" (or closes on
-// "close-me"). A line-JSON socket test.sock lets the test read the state and ask for shutdown.
+// "close-me"); a payload that is a ttrpc Request is recorded and answered with a ttrpc Response
+// instead (or left unanswered while the file hold-rpcs exists). A line-JSON socket test.sock lets
+// the test read the state, ask for shutdown, or make the daemon die.
 const DAEMON_JS = String.raw`
 import net from 'node:net';
 import fs from 'node:fs';
@@ -34,8 +36,45 @@ const state = {
   pid: process.pid,
   env: { TSRT_DAEMON_DIR: dir, TTRPC_ADDRESS: process.env.TTRPC_ADDRESS, cwd: process.cwd() },
   controls: [], proxyHellos: [], reaped: [], checks: {}, errors: [], done: false,
+  rpcs: [], partialBytes: 0,
 };
 const sessions = new Map();
+const conns = new Set();
+
+function readVarint(b, pos) {
+  let v = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    const byte = b[pos.i++];
+    if (byte === undefined) return -1;
+    v += (byte & 0x7f) * 2 ** shift;
+    if (!(byte & 0x80)) return v;
+  }
+  return -1;
+}
+
+// service and method of a ttrpc.Request (null if the bytes are not one)
+function rpcName(b) {
+  if (b[0] !== 0x0a) return null;
+  const pos = { i: 0 };
+  const r = {};
+  while (pos.i < b.length) {
+    const key = readVarint(b, pos);
+    if (key < 0) return null;
+    const wire = key & 7;
+    let v;
+    if (wire === 0) v = readVarint(b, pos);
+    else if (wire === 2) {
+      const n = readVarint(b, pos);
+      if (n < 0 || pos.i + n > b.length) return null;
+      v = b.subarray(pos.i, pos.i + n).toString('latin1');
+      pos.i += n;
+    } else return null;
+    if (v < 0) return null;
+    if (key >> 3 === 1) r.service = v;
+    if (key >> 3 === 2) r.method = v;
+  }
+  return r.service && r.method ? r : null;
+}
 
 function encode(fields) {
   const body = Buffer.concat(fields.map((f) => Buffer.concat([Buffer.from(String(f)), Buffer.from([0])])));
@@ -206,8 +245,25 @@ function onProxy(sock, hello, rest) {
       const n = buf.readUInt32BE(0);
       if (buf.length < 10 + n) break;
       const id = buf.readUInt32BE(4);
+      const raw = buf.subarray(0, 10 + n);
       const payload = buf.subarray(10, 10 + n).toString();
       buf = buf.subarray(10 + n);
+      const rpc = rpcName(raw.subarray(10));
+      if (rpc) {
+        const rec = { id, frame: raw.toString('hex'), service: rpc.service, method: rpc.method };
+        state.rpcs.push(rec);
+        if (fs.existsSync(path.join(out, 'hold-rpcs'))) continue;
+        // Response{payload: "<method> <id> answered by <pid>"}
+        const text = Buffer.from(rpc.method + ' ' + id + ' answered by ' + process.pid);
+        const body = Buffer.concat([Buffer.from([0x12, text.length]), text]);
+        const head = Buffer.alloc(10);
+        head.writeUInt32BE(body.length, 0);
+        head.writeUInt32BE(id, 4);
+        head[8] = 2;
+        rec.answer = body.toString('hex');
+        sock.write(Buffer.concat([head, body]));
+        continue;
+      }
       if (payload === 'close-me') { sock.destroy(); return; }
       const body = Buffer.from('echo:' + payload);
       const head = Buffer.alloc(10);
@@ -221,12 +277,15 @@ function onProxy(sock, hello, rest) {
         s.ctl.req('shutdown').then((r) => { state.shutdownReply = r; });
       }
     }
+    state.partialBytes = buf.length;
   };
   sock.on('data', (d) => { buf = Buffer.concat([buf, d]); feed(); });
   feed();
 }
 
 const server = net.createServer((sock) => {
+  conns.add(sock);
+  sock.on('close', () => conns.delete(sock));
   sock.on('error', () => {});
   let buf = Buffer.alloc(0);
   const first = (d) => {
@@ -260,6 +319,12 @@ const test = net.createServer((sock) => {
       const s = sessions.get(cmd.monitor);
       const r = s ? await s.ctl.req('shutdown') : ['no-such-monitor'];
       sock.end(JSON.stringify(r) + '\n');
+    } else if (cmd.cmd === 'die') {
+      // a crash without answers: every monitor connection and the listener go away at once
+      for (const c of conns) c.destroy();
+      server.close();
+      test.close();
+      sock.end(JSON.stringify(['dying']) + '\n', () => process.exit(1));
     } else if (cmd.cmd === 'spawn') {
       const s = sessions.get(cmd.monitor);
       const r = s ? await s.ctl.req('spawn', ...cmd.args) : ['no-such-monitor'];
@@ -374,6 +439,38 @@ function ttrpcFrame(id: number, payload: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
+function pbVarint(v: number): Buffer {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+function pbBytes(field: number, v: Buffer | string): Buffer {
+  const b = Buffer.from(v);
+  return Buffer.concat([pbVarint((field << 3) | 2), pbVarint(b.length), b]);
+}
+
+// A ttrpc request frame carrying a hand-encoded ttrpc.Request{service, method, payload,
+// timeout_nano, metadata}.
+function ttrpcRequest(id: number, service: string, method: string, payload: Buffer): Buffer {
+  const body = Buffer.concat([
+    pbBytes(1, service),
+    pbBytes(2, method),
+    pbBytes(3, payload),
+    pbVarint(4 << 3), pbVarint(5_000_000_000), // timeout_nano
+    pbBytes(5, Buffer.concat([pbBytes(1, 'containerd-namespace'), pbBytes(2, 'tsrt-unit')])),
+  ]);
+  const head = Buffer.alloc(10);
+  head.writeUInt32BE(body.length, 0);
+  head.writeUInt32BE(id, 4);
+  head[8] = 1; // request
+  return Buffer.concat([head, body]);
+}
+
 // Reads ttrpc frames from a socket as they come.
 class FrameReader {
   private buf = Buffer.alloc(0);
@@ -391,6 +488,9 @@ class FrameReader {
     const f = { id: this.buf.readUInt32BE(4), type: this.buf[8]!, payload: this.buf.subarray(10, 10 + n) };
     this.buf = this.buf.subarray(10 + n);
     return f;
+  }
+  get buffered(): number {
+    return this.buf.length;
   }
 }
 
@@ -484,16 +584,18 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
   });
 
   after(async () => {
+    let lastDaemonPid = 0;
     try {
-      daemonPid ||= Number(fs.readFileSync(path.join(daemonDir, 'daemon.pid'), 'utf8'));
+      // after a failed test this may be a daemon the monitor started that the test did not see
+      lastDaemonPid = Number(fs.readFileSync(path.join(daemonDir, 'daemon.pid'), 'utf8'));
     } catch { /* never started */ }
-    for (const pid of [monitorPid, daemonPid]) {
+    for (const pid of [monitorPid, daemonPid, lastDaemonPid]) {
       if (pid && pidAlive(pid)) {
         try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
       }
     }
     await sleep(100);
-    for (const pid of [monitorPid, daemonPid]) {
+    for (const pid of [monitorPid, daemonPid, lastDaemonPid]) {
       if (pid && pidAlive(pid)) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       }
@@ -714,6 +816,71 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
       f = await reader.next();
       assert.deepEqual([f.id, f.type, f.payload.toString()], [13, 2, 'echo:after']);
     } finally {
+      sock.destroy();
+    }
+  });
+
+  it('replays requests safe to repeat (Wait, State) to the next daemon after a crash, answers others UNAVAILABLE', async () => {
+    const TASK = 'containerd.task.v2.Task';
+    const wait = ttrpcRequest(31, TASK, 'Wait', pbBytes(1, 'c1'));
+    const kill = ttrpcRequest(33, TASK, 'Kill', Buffer.concat([pbBytes(1, 'c1'), pbVarint(2 << 3), pbVarint(9)]));
+    const state = ttrpcRequest(35, 'containerd.task.v3.Task', 'State', pbBytes(1, 'c1'));
+    const later = ttrpcRequest(37, TASK, 'State', pbBytes(1, 'c1'));
+    const hold = path.join(tmp, 'hold-rpcs');
+    fs.writeFileSync(hold, '');
+    const sock = net.connect(sockPath);
+    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const reader = new FrameReader(sock);
+    try {
+      const oldPid = daemonPid;
+      // Wait and Kill whole, State only in part: the old daemon has them all, answers none
+      sock.write(Buffer.concat([wait, kill, state.subarray(0, 12)]));
+      const seen = await waitFor('the old daemon to get Wait, Kill and part of State', async () => {
+        const s = await daemonCmd(daemonDir, { cmd: 'state' });
+        return s.pid === oldPid && s.rpcs.length >= 2 && s.partialBytes === 12 ? s : null;
+      });
+      assert.deepEqual(seen.rpcs.slice(-2).map((r: any) => [r.id, r.method, r.frame]),
+        [[31, 'Wait', wait.toString('hex')], [33, 'Kill', kill.toString('hex')]]);
+      fs.rmSync(hold);
+      assert.deepEqual(await daemonCmd(daemonDir, { cmd: 'die' }), ['dying']);
+      // the monitor answers Kill at once; Wait and State wait for the next daemon
+      let f = await reader.next();
+      assert.deepEqual([f.id, f.type], [33, 2]);
+      assert.deepEqual([...f.payload.subarray(0, 1)], [0x0a]); // Response.status
+      assert.deepEqual([...f.payload.subarray(2, 4)], [0x08, 14]); // Status.code = UNAVAILABLE
+      assert.match(f.payload.toString(), /daemon connection lost/);
+      // the rest of State, written while no daemon is there
+      sock.write(state.subarray(12));
+      const fresh = await waitFor('a new daemon with the replayed requests', async () => {
+        try {
+          const s = await daemonCmd(daemonDir, { cmd: 'state' });
+          return s.pid !== oldPid && s.rpcs.length >= 2 ? s : null;
+        } catch { return null; }
+      }, 15000);
+      daemonPid = fresh.pid;
+      // the same frames, byte for byte, same stream ids, original order, nothing else
+      assert.deepEqual(fresh.rpcs.map((r: any) => [r.id, r.method, r.frame]),
+        [[31, 'Wait', wait.toString('hex')], [35, 'State', state.toString('hex')]]);
+      const got = new Map<number, string>();
+      for (let i = 0; i < 2; i++) {
+        f = await reader.next();
+        assert.equal(f.type, 2);
+        assert.ok(!got.has(f.id), `one response for stream ${f.id}`);
+        got.set(f.id, f.payload.toString('hex'));
+      }
+      assert.deepEqual([...got.keys()].sort(), [31, 35]);
+      assert.equal(got.get(31), fresh.rpcs[0].answer);
+      assert.equal(got.get(35), fresh.rpcs[1].answer);
+      assert.match(Buffer.from(got.get(31)!, 'hex').toString(), new RegExp(`Wait 31 answered by ${fresh.pid}$`));
+      // later stream ids go on over the same new proxy connection
+      sock.write(later);
+      f = await reader.next();
+      assert.equal(f.id, 37);
+      assert.match(f.payload.toString(), new RegExp(`State 37 answered by ${fresh.pid}$`));
+      await sleep(200);
+      assert.equal(reader.buffered, 0, 'no second response for any stream');
+    } finally {
+      fs.rmSync(hold, { force: true });
       sock.destroy();
     }
   });
