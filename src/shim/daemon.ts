@@ -53,6 +53,9 @@ class Daemon {
     server.register(TASK_SERVICE, created.service.handlers());
     this.groups.set(monitorId, created);
     this.touch();
+    // A proxy connection can arrive before its monitor's control hello; one whose monitor never
+    // shows up (a late probe of a monitor that has exited) must not pin the daemon.
+    if (!hello) setTimeout(() => this.onMonitorLost(monitorId, created), HELLO_TIMEOUT_MS * 2).unref();
     return created;
   }
 
@@ -70,10 +73,12 @@ class Daemon {
   }
 
   /** The monitor's control channel closed: forget the monitor once it is really gone. */
-  private onMonitorLost(monitorId: string, g: Group, pid: number): void {
+  private onMonitorLost(monitorId: string, g: Group): void {
     const check = (): void => {
       if (this.groups.get(monitorId) !== g || g.link.connected) return;
-      if (g.service.size > 0 && pid > 0 && isAlive(pid)) {
+      const pid = g.link.hello.pid;
+      // Containers whose monitor may still come back (unknown pid, or alive) are kept.
+      if (g.service.size > 0 && (pid === 0 || isAlive(pid))) {
         setTimeout(check, 5000).unref();
         return;
       }
@@ -129,7 +134,7 @@ class Daemon {
       const h = parseHello(hello);
       const g = this.group(h.monitorId, h);
       g.link.attach(sock, rest, h);
-      sock.on('close', () => this.onMonitorLost(h.monitorId, g, h.pid));
+      sock.on('close', () => this.onMonitorLost(h.monitorId, g));
       this.log.debug({ monitor: h.monitorId.slice(0, 12), pid: h.pid, id: h.containerId }, 'monitor attached');
       return;
     }

@@ -826,3 +826,13 @@ export async function buildBusyboxImage(c: Containerd, ref = DEFAULT_IMAGE, name
   }
   return ref;
 }
+
+/** The STATUS column of `ctr task ls` for one task (undefined when the task is not listed). */
+export async function taskStatus(c: Containerd, id: string): Promise<string | undefined> {
+  const r = await c.ctr(['task', 'ls']);
+  for (const line of r.stdout.split('\n').slice(1)) {
+    const [task, , status] = line.trim().split(/\s+/);
+    if (task === id) return status;
+  }
+  return undefined;
+}

@@ -10,6 +10,7 @@ import {
   buildBusyboxImage,
   processesWithCwdUnder,
   startContainerd,
+  taskStatus,
   tsrtDaemonDir,
   uniqueId,
   waitFor,
@@ -27,15 +28,6 @@ before(async () => {
 after(async () => {
   await c?.stop();
 });
-
-async function taskStatus(cd: Containerd, id: string): Promise<string | undefined> {
-  const r = await cd.ctr(['task', 'ls']);
-  for (const line of r.stdout.split('\n').slice(1)) {
-    const [task, , status] = line.trim().split(/\s+/);
-    if (task === id) return status;
-  }
-  return undefined;
-}
 
 const daemonPid = (cd: Containerd): number =>
   Number(readFileSync(join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid'), 'utf8'));

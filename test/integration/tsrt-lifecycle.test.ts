@@ -15,6 +15,7 @@ import {
   uniqueId,
   waitFor,
   startContainerd,
+  taskStatus as harnessTaskStatus,
   type Containerd,
 } from './harness.js';
 
@@ -35,14 +36,7 @@ const need = (): Containerd => {
   return c;
 };
 
-async function taskStatus(id: string): Promise<string | undefined> {
-  const out = await need().ctrOk(['task', 'ls']);
-  for (const line of out.split('\n').slice(1)) {
-    const [task, , status] = line.trim().split(/\s+/);
-    if (task === id) return status;
-  }
-  return undefined;
-}
+const taskStatus = (id: string): Promise<string | undefined> => harnessTaskStatus(need(), id);
 
 /** Nothing of the container is left: bundle, shim socket, monitor, rootfs mount, cgroup. */
 async function assertGone(id: string): Promise<void> {
