@@ -836,3 +836,29 @@ export async function taskStatus(c: Containerd, id: string): Promise<string | un
   }
   return undefined;
 }
+
+/**
+ * One containerd with the busybox image for the tests of a file: started in a `before` hook, stopped
+ * (and everything cleaned up) in an `after` hook even when tests failed.
+ */
+export function containerdForFile(hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }): {
+  containerd(): Containerd;
+  image(): string;
+} {
+  let c: Containerd | undefined;
+  let image = '';
+  hooks.before(async () => {
+    c = await startContainerd();
+    image = await buildBusyboxImage(c);
+  });
+  hooks.after(async () => {
+    await c?.stop();
+  });
+  return {
+    containerd() {
+      if (!c) throw new Error('containerd did not start');
+      return c;
+    },
+    image: () => image,
+  };
+}

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   TSRT_V2,
-  buildBusyboxImage,
+  containerdForFile,
   processesWithCwdUnder,
-  startContainerd,
   taskStatus,
   tsrtDaemonDir,
   uniqueId,
@@ -17,24 +16,14 @@ import {
   type Containerd,
 } from './harness.js';
 
-let c: Containerd | undefined;
-let image = '';
-
-before(async () => {
-  c = await startContainerd();
-  image = await buildBusyboxImage(c);
-});
-
-after(async () => {
-  await c?.stop();
-});
+const suite = containerdForFile({ before, after });
 
 const daemonPid = (cd: Containerd): number =>
   Number(readFileSync(join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid'), 'utf8'));
 
 test('SIGKILL of the daemon: containers keep running, exits meanwhile are reported, a new daemon serves them', { timeout: 120_000 }, async () => {
-  assert.ok(c);
-  const cd = c;
+  const cd = suite.containerd();
+  const image = suite.image();
   const a = uniqueId('keep');
   const b = uniqueId('dies');
   await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
@@ -65,8 +54,8 @@ test('SIGKILL of the daemon: containers keep running, exits meanwhile are report
 });
 
 test('a foreground ctr run waiting on its container does not notice a daemon crash', { timeout: 120_000 }, async () => {
-  assert.ok(c);
-  const cd = c;
+  const cd = suite.containerd();
+  const image = suite.image();
   const id = uniqueId('fg');
   const child = cd.ctrSpawn(['run', '--rm', '--runtime', TSRT_V2, image, id, 'sh', '-c', 'sleep 4; exit 5']);
   await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', 15_000, { what: `${id} running` });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   TSRT_V2,
-  buildBusyboxImage,
+  containerdForFile,
   listZombies,
   mountsUnder,
   processesWithCwdUnder,
@@ -14,27 +14,12 @@ import {
   sleep,
   uniqueId,
   waitFor,
-  startContainerd,
   taskStatus as harnessTaskStatus,
   type Containerd,
 } from './harness.js';
 
-let c: Containerd | undefined;
-let image = '';
-
-before(async () => {
-  c = await startContainerd();
-  image = await buildBusyboxImage(c);
-});
-
-after(async () => {
-  await c?.stop();
-});
-
-const need = (): Containerd => {
-  assert.ok(c, 'containerd did not start');
-  return c;
-};
+const suite = containerdForFile({ before, after });
+const need = (): Containerd => suite.containerd();
 
 const taskStatus = (id: string): Promise<string | undefined> => harnessTaskStatus(need(), id);
 
@@ -67,7 +52,7 @@ for (const v of variants) {
   describe(`tsrt with ${v.name}`, { timeout: 240_000 }, () => {
     test('ctr run --rm echo hello prints hello and leaves nothing behind', async () => {
       const id = uniqueId(`hello-${v.name}`);
-      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'echo', 'hello'], { timeoutMs: 30_000 });
+      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'echo', 'hello'], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'hello\n');
       await assertGone(id);
@@ -76,14 +61,14 @@ for (const v of variants) {
     test('exit codes 0 and 3 come back as ctr exit status', async () => {
       for (const code of [0, 3]) {
         const id = uniqueId(`exit-${v.name}`);
-        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', `exit ${code}`], { timeoutMs: 30_000 });
+        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'sh', '-c', `exit ${code}`], { timeoutMs: 30_000 });
         assert.equal(r.code, code, r.stderr);
       }
     });
 
     test('SIGKILL of a foreground ctr run --rm gives 137', async () => {
       const id = uniqueId(`kill-${v.name}`);
-      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), image, id, 'sleep', '60']);
+      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'sleep', '60']);
       await waitFor(async () => (await taskStatus(id)) === 'RUNNING', 15_000, { what: `${id} running` });
       await need().ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
       const r = await child.result;
@@ -94,7 +79,7 @@ for (const v of variants) {
     test('SIGTERM to a process that traps TERM ends it with the trap exit code', async () => {
       const id = uniqueId(`trap-${v.name}`);
       const script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done';
-      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', script]);
+      const child = need().ctrSpawn(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'sh', '-c', script]);
       let out = '';
       child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
       await waitFor(() => out.includes('ready'), 15_000, { what: 'trap installed' });
@@ -105,7 +90,7 @@ for (const v of variants) {
 
     test('run -d: RUNNING in task ls, pids in task ps, then kill and delete', async () => {
       const id = uniqueId(`detach-${v.name}`);
-      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), image, id, 'sleep', '600']);
+      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), suite.image(), id, 'sleep', '600']);
       assert.equal(await taskStatus(id), 'RUNNING');
       const ps = await need().ctrOk(['task', 'ps', id]);
       const pids = ps.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
@@ -120,7 +105,7 @@ for (const v of variants) {
 
     test('kill --all reaches every process of the container', async () => {
       const id = uniqueId(`killall-${v.name}`);
-      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), image, id, 'sh', '-c', 'trap "" TERM; sleep 600 & sleep 600']);
+      await need().ctrOk(['run', '-d', ...v.runtimeArgs(), suite.image(), id, 'sh', '-c', 'trap "" TERM; sleep 600 & sleep 600']);
       const ps = await need().ctrOk(['task', 'ps', id]);
       const pids = ps.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
       assert.ok(pids.length >= 2, ps);
@@ -139,7 +124,7 @@ for (const v of variants) {
       events.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
       try {
         await sleep(300);
-        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'true'], { timeoutMs: 30_000 });
+        const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'true'], { timeoutMs: 30_000 });
         assert.equal(r.code, 0, r.stderr);
         const topicsOf = () => out.split('\n').filter((l) => l.includes(id)).map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]).filter(Boolean);
         await waitFor(() => topicsOf().includes('/tasks/delete'), 5000, { what: 'TaskDelete seen' });
@@ -154,7 +139,7 @@ for (const v of variants) {
 
     test('a process that forks a daemon and exits leaves no zombie', async () => {
       const id = uniqueId(`orphan-${v.name}`);
-      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), image, id, 'sh', '-c', '(sleep 30 &); (sleep 30 &); exit 5'], { timeoutMs: 30_000 });
+      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'sh', '-c', '(sleep 30 &); (sleep 30 &); exit 5'], { timeoutMs: 30_000 });
       assert.equal(r.code, 5, r.stderr);
       await assertGone(id);
       await sleep(200);
@@ -175,7 +160,7 @@ describe('tsrt with bad input', { timeout: 120_000 }, () => {
       const id = uniqueId('bad');
       const cfg = join(cd.root, `${id}.toml`);
       writeFileSync(cfg, k.toml);
-      const r = await cd.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, image, id, 'true'], { timeoutMs: 30_000 });
+      const r = await cd.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id, 'true'], { timeoutMs: 30_000 });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, k.expect);
       await cd.ctr(['containers', 'rm', id]);
@@ -189,8 +174,8 @@ describe('tsrt across a containerd restart', { timeout: 120_000 }, () => {
     const cd = need();
     const a = uniqueId('survive');
     const b = uniqueId('exits');
-    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
-    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'sleep 3; exit 7']);
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, suite.image(), a, 'sleep', '600']);
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, suite.image(), b, 'sh', '-c', 'sleep 3; exit 7']);
     const ps = await cd.ctrOk(['task', 'ps', b]);
     const bPid = Number(ps.split('\n')[1]!.trim().split(/\s+/)[0]);
     await cd.restart();
