@@ -25,6 +25,7 @@ import { buildBusyboxImageFile } from './lib/image.js';
 import {
   isAlive,
   isUnder,
+  listPids,
   listZombies,
   mountsUnder,
   processesWithCwdUnder,
@@ -695,12 +696,22 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     }
   }
 
-  function daemonPid(): number | null {
+  /**
+   * The tsrt daemons serving this containerd: the one named in daemon.pid, and any other daemon process
+   * whose environment names our ttrpc address (one a monitor started again after the first was killed).
+   */
+  function daemonPids(): number[] {
+    const found = new Set<number>();
     const t = readText(join(tsrtDaemonDir(ttrpcAddress), 'daemon.pid'));
-    const pid = t ? Number(t.trim()) : NaN;
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return null;
-    if (!isAlive(pid)) return null;
-    return readCmdline(pid).join(' ').includes('tsrt-daemon') ? pid : null;
+    const named = t ? Number(t.trim()) : NaN;
+    if (Number.isInteger(named) && named > 1 && isAlive(named)) found.add(named);
+    for (const pid of listPids()) {
+      if (pid === process.pid) continue;
+      if (!readCmdline(pid).join(' ').includes('tsrt-daemon')) continue;
+      const env = readText(`/proc/${pid}/environ`);
+      if (env && env.split('\0').includes(`TTRPC_ADDRESS=${ttrpcAddress}`)) found.add(pid);
+    }
+    return [...found].filter((pid) => pid !== process.pid && readCmdline(pid).join(' ').includes('tsrt-daemon'));
   }
 
   async function killLeftoverProcesses(note: (m: string) => void): Promise<void> {
@@ -708,8 +719,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     let quietRounds = 0;
     while (quietRounds < 2) {
       const victims = processesWithCwdUnder(root).map((p) => p.pid);
-      const d = daemonPid();
-      if (d !== null) victims.push(d);
+      victims.push(...daemonPids());
       const live = victims.filter((p) => isAlive(p));
       if (live.length === 0) {
         quietRounds++;
