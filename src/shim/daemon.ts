@@ -64,12 +64,18 @@ class Daemon {
     const g = this.groups.get(monitorId);
     if (!g || g.service.size > 0) return;
     this.groups.delete(monitorId);
-    g.store.clear();
     g.link.shutdown().catch(() => undefined).finally(() => {
       g.link.close();
-      g.server.closeAll();
-      this.touch();
+      this.forget(monitorId, g);
     });
+  }
+
+  /** Drops a monitor's group: its recorded state, its connections, and (maybe) the daemon's last work. */
+  private forget(monitorId: string, g: Group): void {
+    if (this.groups.get(monitorId) === g) this.groups.delete(monitorId);
+    g.store.clear();
+    g.server.closeAll();
+    this.touch();
   }
 
   /** The monitor's control channel closed: forget the monitor once it is really gone. */
@@ -83,10 +89,7 @@ class Daemon {
         return;
       }
       if (g.service.size > 0) this.log.warn({ monitor: monitorId.slice(0, 12), pid }, 'monitor died with containers; containerd cleans up through the delete binary');
-      this.groups.delete(monitorId);
-      g.store.clear();
-      g.server.closeAll();
-      this.touch();
+      this.forget(monitorId, g);
     };
     check();
   }

@@ -430,6 +430,13 @@ function daemonCmd(dir: string, cmd: object): Promise<any> {
   });
 }
 
+/** A client connection to a unix socket with a ttrpc frame reader on it. */
+async function connectFramed(p: string): Promise<{ sock: net.Socket; reader: FrameReader }> {
+  const sock = net.connect(p);
+  await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+  return { sock, reader: new FrameReader(sock) };
+}
+
 function ttrpcFrame(id: number, payload: string): Buffer {
   const body = Buffer.from(payload);
   const head = Buffer.alloc(10);
@@ -751,9 +758,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
   it('relays containerd connections to daemon proxy connections and survives a proxy loss', async () => {
     // (the second start's liveness probe was a connection too, so count from here)
     const hellosBefore = (await daemonCmd(daemonDir, { cmd: 'state' })).proxyHellos.length;
-    const sock = net.connect(sockPath);
-    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
-    const reader = new FrameReader(sock);
+    const { sock, reader } = await connectFramed(sockPath);
     try {
       sock.write(ttrpcFrame(1, 'ping'));
       let f = await reader.next();
@@ -787,9 +792,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
   });
 
   it('keeps connections and exits across a daemon restart and starts a new daemon', async () => {
-    const sock = net.connect(sockPath);
-    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
-    const reader = new FrameReader(sock);
+    const { sock, reader } = await connectFramed(sockPath);
     try {
       sock.write(ttrpcFrame(11, 'before'));
       let f = await reader.next();
@@ -828,9 +831,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     const later = ttrpcRequest(37, TASK, 'State', pbBytes(1, 'c1'));
     const hold = path.join(tmp, 'hold-rpcs');
     fs.writeFileSync(hold, '');
-    const sock = net.connect(sockPath);
-    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
-    const reader = new FrameReader(sock);
+    const { sock, reader } = await connectFramed(sockPath);
     try {
       const oldPid = daemonPid;
       // Wait and Kill whole, State only in part: the old daemon has them all, answers none
@@ -932,10 +933,8 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
   });
 
   it('shutdown makes the monitor remove its socket and exit', async () => {
-    const sock = net.connect(sockPath);
-    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const { sock, reader } = await connectFramed(sockPath);
     const ended = new Promise<void>((res) => sock.once('close', () => res()));
-    const reader = new FrameReader(sock);
     sock.write(ttrpcFrame(21, 'shutdown-rpc'));
     const f = await reader.next();
     assert.deepEqual([f.id, f.type, f.payload.toString()], [21, 2, 'echo:shutdown-rpc'],
