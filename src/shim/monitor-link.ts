@@ -140,6 +140,30 @@ export class MonitorLink {
     return Number(pid);
   }
   async closeIo(ioKey: string): Promise<void> { await this.request('closeio', [ioKey]); }
+  /** A console socket for ioKey; the monitor copies between the pty master it receives and the specs. */
+  async console(ioKey: string, stdin: string, stdout: string): Promise<string> {
+    const [socketPath] = await this.request('console', [ioKey, stdin, stdout]);
+    if (!socketPath) throw new RuntimeError('monitor returned no console socket path');
+    return socketPath;
+  }
+  async consoleWait(ioKey: string, timeoutMs: number): Promise<void> {
+    await this.request('consolewait', [ioKey, timeoutMs]);
+  }
+  /** false when ioKey has no console (runc-v2 treats that as a successful no-op). */
+  async resize(ioKey: string, width: number, height: number): Promise<boolean> {
+    try {
+      await this.request('resize', [ioKey, width, height]);
+      return true;
+    } catch (e) {
+      if (e instanceof MonitorRequestError && e.errno === ENOENT) return false;
+      throw e;
+    }
+  }
+  /** Starts a `binary://` logging process for ioKey; spawn stdio `logger:1`/`logger:2` then feed it. */
+  async logger(ioKey: string, containerId: string, namespace: string, argv: string[]): Promise<number> {
+    const [pid] = await this.request('logger', [ioKey, containerId, namespace, argv.length, ...argv]);
+    return Number(pid);
+  }
   async release(ioKey: string): Promise<void> { await this.request('release', [ioKey]); }
   async mount(type: string, source: string, target: string, options: string[]): Promise<void> {
     await this.request('mount', [type, source, target, options.join(',')]);
@@ -147,6 +171,8 @@ export class MonitorLink {
   async umount(target: string): Promise<void> { await this.request('umount', [target]); }
   async shutdown(): Promise<void> { await this.request('shutdown', []); }
 }
+
+const ENOENT = 2;
 
 export class MonitorRequestError extends RuntimeError {
   constructor(public readonly errno: number, message: string) { super(message); }

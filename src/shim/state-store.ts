@@ -5,7 +5,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RuntimeConfig } from '../plugins/config.js';
-import type { ProcessStatus } from './process.js';
+import type { ProcessStatus, ProcessStdio } from './process.js';
+
+export interface ProcessRecord { pid: number; status: ProcessStatus; exitStatus: number; exitedAt: string | null }
+
+export interface ExecRecord extends ProcessRecord {
+  execId: string;
+  stdio: ProcessStdio;
+  /** The OCI Process of an exec not started yet. */
+  spec: Record<string, unknown> | null;
+}
 
 export interface ContainerRecord {
   id: string;
@@ -14,8 +23,11 @@ export interface ContainerRecord {
   backend: string;
   config: RuntimeConfig;
   rootfsMounted: boolean;
-  stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
-  init: { pid: number; status: ProcessStatus; exitStatus: number; exitedAt: string | null };
+  /** The container has no pid namespace of its own (optional in records of older daemons). */
+  sharedPidNs?: boolean;
+  stdio: ProcessStdio;
+  init: ProcessRecord;
+  execs?: ExecRecord[];
 }
 
 export class StateStore {

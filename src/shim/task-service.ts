@@ -6,11 +6,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import type { Backend, BackendFactory } from '../plugins/backend.js';
+import type { Backend, BackendFactory, Stdio } from '../plugins/backend.js';
 import { configFromOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
-import { NotFoundError, RuntimeError, UnimplementedError } from './errors.js';
+import {
+  AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+} from './errors.js';
 import { ShimProcess } from './process.js';
 import { toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
@@ -18,11 +20,14 @@ import type { Exit, MonitorLink } from './monitor-link.js';
 import type { ExitRouter } from './exit-router.js';
 import { containerLogger, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
-import type { ContainerRecord, StateStore } from './state-store.js';
+import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
 const NS_KEY = 'containerd-namespace-ttrpc';
+const PROCESS_DETAILS_URL = 'containerd.runc.v1.ProcessDetails';
+/** containerd's own rule for exec ids (≤ 76 characters of an identifier charset). */
+const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
 interface Container {
   id: string;
@@ -31,9 +36,13 @@ interface Container {
   backendName: string;
   config: RuntimeConfig;
   rootfsMounted: boolean;
-  stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
+  /** No pid namespace of its own: the init's death does not end its execs, so they are killed (runc-v2 alike). */
+  sharedPidNs: boolean;
   backend: Backend;
   init: ShimProcess;
+  execs: Map<string, ShimProcess>;
+  /** The init's exit, held back while execs still run (see "Event order" below). */
+  heldInitExit: Exit | null;
   logger: ContainerLogger;
 }
 
@@ -46,10 +55,49 @@ export interface GroupDeps {
   store: StateStore;
   /** The monitor has nothing left to serve and has been told to exit. */
   onEmpty(): void;
+  /** Backend factories by name (the registry's, unless a test brings its own). */
+  loadBackend?: (name: string) => Promise<BackendFactory>;
 }
 
 const empty = (): Uint8Array => new Uint8Array(0);
 
+const processRecord = (p: ShimProcess): ProcessRecord =>
+  ({ pid: p.pid, status: p.status, exitStatus: p.exitStatus, exitedAt: p.exitedAt?.toISOString() ?? null });
+
+function restoreProcess(p: ShimProcess, r: ProcessRecord): ShimProcess {
+  p.pid = r.pid;
+  p.status = r.status;
+  if (r.exitedAt) p.setExited({ pid: r.pid, status: r.exitStatus, at: new Date(r.exitedAt) });
+  return p;
+}
+
+/** The OCI spec says so when `linux.namespaces` has no `pid` entry. */
+function sharesPidNamespace(spec: { linux?: { namespaces?: Array<{ type?: string }> } }): boolean {
+  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'pid');
+}
+
+function parseJsonObject(what: string, value: Uint8Array | null | undefined): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(value ?? []).toString('utf8'));
+  } catch (e) {
+    throw new InvalidArgumentError(`${what} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+// Event order, as containerd's runtime v2 contract and runc-v2 1.6.29+ have it:
+//   1. TaskCreate → TaskStart → TaskExit → TaskDelete for the init; TaskExecAdded → TaskExecStarted →
+//      TaskExit for an exec. TaskCreate is queued before Create replies, TaskStart/TaskExecStarted before
+//      Start replies.
+//   2. An exit seen while Start runs (the process died at once) is held in `pendingExit` and applied
+//      right after TaskStart/TaskExecStarted is queued, so it is never lost and never comes first.
+//   3. Every exec's TaskExit comes before its init's TaskExit: an init that exits while execs still run
+//      waits in `heldInitExit` (after SIGKILL to the whole container if it shares the host's pid
+//      namespace) until the last of them has exited.
+//   4. A process's waiters are released in the same step that queues its TaskExit (ShimProcess).
+// One EventPublisher queue with one sender keeps that order on the wire.
 export class TaskService {
   private containers = new Map<string, Container>();
   /** Containers an earlier daemon recorded are back in the table before any request is served. */
@@ -60,11 +108,10 @@ export class TaskService {
   }
 
   private record(c: Container): ContainerRecord {
-    const p = c.init;
     return {
       id: c.id, namespace: c.namespace, bundle: c.bundle, backend: c.backendName, config: c.config,
-      rootfsMounted: c.rootfsMounted, stdio: c.stdio,
-      init: { pid: p.pid, status: p.status, exitStatus: p.exitStatus, exitedAt: p.exitedAt?.toISOString() ?? null },
+      rootfsMounted: c.rootfsMounted, sharedPidNs: c.sharedPidNs, stdio: c.init.stdio, init: processRecord(c.init),
+      execs: [...c.execs.values()].map((e) => ({ ...processRecord(e), execId: e.execId, stdio: e.stdio, spec: e.spec })),
     };
   }
 
@@ -83,6 +130,9 @@ export class TaskService {
       host: {
         spawn: async (s) => { const pid = await link.spawn(s); router.forget(pid); return pid; },
         waitExit: (pid) => router.wait(pid),
+        console: (key, stdin, stdout) => link.console(key, stdin, stdout),
+        consoleWait: (key, ms) => link.consoleWait(key, ms),
+        resize: (key, w, h) => link.resize(key, w, h),
       },
       exited: (cid, execId, exit) => this.onExit(cid, execId, exit),
     });
@@ -92,22 +142,32 @@ export class TaskService {
     const records = this.deps.store.load((file, err) => this.deps.log.warn({ file, err: err.message }, 'skipping unreadable state'));
     for (const r of records) {
       const logger = containerLogger(r.bundle, r.id, r.namespace);
-      const backend = this.newBackend(await loadBackend(r.backend), r.namespace, r.config, logger.log);
-      const init = new ShimProcess(r.id);
-      init.pid = r.init.pid;
-      init.status = r.init.status;
-      if (r.init.exitedAt) init.setExited({ pid: r.init.pid, status: r.init.exitStatus, at: new Date(r.init.exitedAt) });
+      const backend = this.newBackend(await this.load(r.backend), r.namespace, r.config, logger.log);
+      const init = restoreProcess(new ShimProcess(r.id, '', r.id, r.stdio), r.init);
+      const execs = new Map<string, ShimProcess>();
+      for (const e of r.execs ?? []) {
+        const p = restoreProcess(new ShimProcess(e.execId, e.execId, execIoKey(r.id, e.execId), e.stdio), e);
+        p.spec = e.spec;
+        execs.set(e.execId, p);
+      }
       const c: Container = {
         id: r.id, namespace: r.namespace, bundle: r.bundle, backendName: r.backend, config: r.config,
-        rootfsMounted: r.rootfsMounted, stdio: r.stdio, backend, init, logger,
+        rootfsMounted: r.rootfsMounted, sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, heldInitExit: null, logger,
       };
       this.containers.set(r.id, c);
-      backend.adopt({ id: r.id, bundle: r.bundle, pid: r.init.pid, running: !init.hasExited });
-      logger.log.info({ pid: init.pid, status: init.status }, 'container state restored by a new daemon');
+      backend.adopt({
+        id: r.id, bundle: r.bundle, pid: init.pid, running: !init.hasExited && init.status !== 'deleted',
+        runningExecs: [...execs.values()].filter((e) => e.pid > 0 && !e.hasExited && e.status !== 'stopped').map((e) => ({ execId: e.execId, pid: e.pid })),
+      });
+      logger.log.info({ pid: init.pid, status: init.status, execs: execs.size }, 'container state restored by a new daemon');
     }
   }
 
   get size(): number { return this.containers.size; }
+
+  private load(name: string): Promise<BackendFactory> {
+    return (this.deps.loadBackend ?? loadBackend)(name);
+  }
 
   private namespaceOf(ctx: RequestContext): string {
     return ctx.metadata.get(NS_KEY)?.[0] ?? this.deps.link.hello.namespace;
@@ -120,31 +180,68 @@ export class TaskService {
   }
 
   private process(c: Container, execId: string): ShimProcess {
-    if (execId) throw new NotFoundError(`process does not exist ${execId}`);
-    return c.init;
+    if (!execId) return c.init;
+    const p = c.execs.get(execId);
+    if (!p) throw new NotFoundError(`process does not exist ${execId}`);
+    return p;
+  }
+
+  /** What the backend hands the process: its stdio plan, with the `binary://` logger started first. */
+  private async stdioOf(c: Container, p: ShimProcess): Promise<Stdio> {
+    const plan = stdioFor(p.stdio);
+    if (plan.logger) await this.deps.link.logger(p.ioKey, c.id, c.namespace, plan.logger.argv);
+    return { stdin: plan.stdin, stdout: plan.stdout, stderr: plan.stderr, terminal: plan.terminal };
   }
 
   // ---- exits ---------------------------------------------------------------------------------------------
 
   private onExit(containerId: string, execId: string, exit: Exit): void {
     const c = this.containers.get(containerId);
-    if (!c || execId) return;
-    const p = c.init;
+    if (!c) return;
+    const p = execId ? c.execs.get(execId) : c.init;
+    if (!p) return;
     if (p.starting) {
       p.pendingExit = exit;
       return;
     }
-    this.applyExit(c, p, exit);
+    this.exitObserved(c, p, exit);
   }
 
-  private applyExit(c: Container, p: ShimProcess, exit: Exit): void {
+  private liveExecs(c: Container): number {
+    let n = 0;
+    for (const e of c.execs.values()) if (e.isLive) n++;
+    return n;
+  }
+
+  private exitObserved(c: Container, p: ShimProcess, exit: Exit): void {
     if (p.hasExited || p.status === 'deleted') return;
-    c.logger.log.info({ pid: exit.pid, status: exit.status }, 'process exited');
+    if (p === c.init && this.liveExecs(c) > 0) {
+      c.heldInitExit = exit;
+      c.logger.log.info({ pid: exit.pid, status: exit.status }, 'init exited; waiting for its execs to exit first');
+      if (c.sharedPidNs) {
+        c.backend.kill(c.id, 9, true).catch((e) => c.logger.log.warn({ err: (e as Error).message }, 'killing the execs failed'));
+      }
+      return;
+    }
+    const wasPaused = p.status === 'paused' || p.status === 'pausing';
+    c.logger.log.info({ pid: exit.pid, status: exit.status, execId: p.execId || undefined }, 'process exited');
     this.deps.events.publish(c.namespace, '/tasks/exit', containerd.events.TaskExit.encode({
-      containerId: c.id, id: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.at),
+      containerId: c.id, id: p.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.at),
     }).finish());
     p.setExited(exit);
     this.persist(c);
+    if (p === c.init && wasPaused) {
+      // runc-v2 thaws a container whose init died while it was frozen.
+      c.backend.resume(c.id).catch(() => undefined);
+    }
+    this.releaseHeldInitExit(c);
+  }
+
+  private releaseHeldInitExit(c: Container): void {
+    const held = c.heldInitExit;
+    if (!held || this.liveExecs(c) > 0) return;
+    c.heldInitExit = null;
+    this.exitObserved(c, c.init, held);
   }
 
   // ---- RPCs ----------------------------------------------------------------------------------------------
@@ -152,20 +249,21 @@ export class TaskService {
   private async create(req: containerd.task.v2.CreateTaskRequest, ctx: RequestContext): Promise<Uint8Array> {
     const id = req.id;
     if (this.containers.has(id)) throw new RuntimeError(`container ${id}: already exists`);
-    if (req.checkpoint) throw new UnimplementedError('restoring from a checkpoint is not supported by tsrt yet');
+    if (req.checkpoint) throw new UnimplementedError('restoring from a checkpoint is not supported by tsrt: it has no CRIU support yet');
     const namespace = this.namespaceOf(ctx);
     const config = configFromOptions(req.options);
-    const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+    const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
+      { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
-    const factory = await loadBackend(backendName);
-    const stdio = stdioFor({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
+    const factory = await this.load(backendName);
+    const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+    stdioFor(processStdio); // a bad stdio request fails before anything is set up
     const logger = containerLogger(req.bundle, id, namespace);
     const { link } = this.deps;
     const backend = this.newBackend(factory, namespace, config, logger.log);
     const c: Container = {
       id, namespace, bundle: req.bundle, backendName, config, rootfsMounted: false, backend, logger,
-      stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
-      init: new ShimProcess(id),
+      sharedPidNs: sharesPidNamespace(spec), init: new ShimProcess(id, '', id, processStdio), execs: new Map(), heldInitExit: null,
     };
     const rootfs = path.join(req.bundle, 'rootfs');
     try {
@@ -176,12 +274,13 @@ export class TaskService {
       }
       // Registered before the runtime runs so that an init dying at once is matched to this container.
       this.containers.set(id, c);
-      const { pid } = await backend.create({ id, bundle: req.bundle, stdio, ioKey: id });
+      const stdio = await this.stdioOf(c, c.init);
+      const { pid } = await backend.create({ id, bundle: req.bundle, stdio, ioKey: c.init.ioKey });
       c.init.pid = pid;
     } catch (e) {
       this.containers.delete(id);
       await backend.delete(id, true).catch(() => undefined);
-      await link.release(id).catch(() => undefined);
+      await link.release(c.init.ioKey).catch(() => undefined);
       if (c.rootfsMounted) await link.umount(rootfs).catch(() => undefined);
       logger.log.error({ err: (e as Error).message }, 'create failed');
       logger.close();
@@ -200,29 +299,85 @@ export class TaskService {
   private async start(req: containerd.task.v2.StartRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    if (p.status !== 'created' || p.starting) throw new RuntimeError(`cannot start a ${p.status} process`);
+    if (p.status !== 'created' || p.starting) throw new RuntimeError(`cannot start a ${p.starting ? 'running' : p.status} process`);
+    if (p.execId && (c.init.hasExited || c.heldInitExit || c.init.status === 'deleted')) {
+      throw new FailedPreconditionError(`container ${c.id} init process is not running`);
+    }
     p.starting = true;
     try {
-      await c.backend.start(c.id);
-      p.status = 'running';
-      this.persist(c);
-      this.deps.events.publish(c.namespace, '/tasks/start', containerd.events.TaskStart.encode({ containerId: c.id, pid: p.pid }).finish());
+      if (p.execId) {
+        const stdio = await this.stdioOf(c, p);
+        const { pid } = await c.backend.exec({ id: c.id, execId: p.execId, spec: p.spec ?? {}, stdio, ioKey: p.ioKey });
+        p.pid = pid;
+        p.spec = null;
+        p.status = 'running';
+        this.persist(c);
+        this.deps.events.publish(c.namespace, '/tasks/exec-started', containerd.events.TaskExecStarted.encode({
+          containerId: c.id, execId: p.execId, pid,
+        }).finish());
+      } else {
+        await c.backend.start(c.id);
+        p.status = 'running';
+        this.persist(c);
+        this.deps.events.publish(c.namespace, '/tasks/start', containerd.events.TaskStart.encode({ containerId: c.id, pid: p.pid }).finish());
+      }
+    } catch (e) {
+      if (p.execId) {
+        // runc-v2: a failed exec releases its waiters at once and can only be deleted.
+        p.status = 'stopped';
+        p.releaseWaiters();
+      }
+      throw e;
     } finally {
       p.starting = false;
       const early = p.pendingExit;
       p.pendingExit = null;
-      if (early) this.applyExit(c, p, early);
+      if (early) this.exitObserved(c, p, early);
+      this.releaseHeldInitExit(c);
     }
     return task.StartResponse.encode({ pid: p.pid }).finish();
+  }
+
+  private async exec(req: containerd.task.v2.ExecProcessRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    if (!EXEC_ID.test(req.execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(req.execId)}`);
+    if (c.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}`);
+    const init = c.init;
+    if (init.status === 'paused' || init.status === 'pausing') throw new RuntimeError(`cannot exec in a ${init.status} state`);
+    if (init.hasExited || c.heldInitExit || init.status === 'stopped' || init.status === 'deleted') {
+      throw new FailedPreconditionError('cannot exec in a stopped state');
+    }
+    const spec = parseJsonObject('exec spec', req.spec?.value);
+    const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+    stdioFor(stdio);
+    const p = new ShimProcess(req.execId, req.execId, execIoKey(c.id, req.execId), stdio);
+    p.spec = { ...spec, terminal: req.terminal };
+    c.execs.set(req.execId, p);
+    this.persist(c);
+    this.deps.events.publish(c.namespace, '/tasks/exec-added', containerd.events.TaskExecAdded.encode({
+      containerId: c.id, execId: req.execId,
+    }).finish());
+    return empty();
+  }
+
+  private statusOf(c: Container, p: ShimProcess): containerd.v1.types.Status {
+    // An exec reports its container's pause state while it runs (runc-v2 alike).
+    const s = p.execId && p.status === 'running' && (c.init.status === 'paused' || c.init.status === 'pausing') ? c.init.status : p.status;
+    switch (s) {
+      case 'created': return Status.CREATED;
+      case 'running': return Status.RUNNING;
+      case 'pausing': return Status.PAUSING;
+      case 'paused': return Status.PAUSED;
+      default: return Status.STOPPED;
+    }
   }
 
   private async state(req: containerd.task.v2.StateRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    const status = p.status === 'created' ? Status.CREATED : p.status === 'running' ? Status.RUNNING : Status.STOPPED;
     return task.StateResponse.encode({
-      id: p.id, bundle: c.bundle, pid: p.pid, status,
-      stdin: c.stdio.stdin, stdout: c.stdio.stdout, stderr: c.stdio.stderr, terminal: c.stdio.terminal,
+      id: p.id, bundle: c.bundle, pid: p.pid, status: this.statusOf(c, p),
+      stdin: p.stdio.stdin, stdout: p.stdio.stdout, stderr: p.stdio.stderr, terminal: p.stdio.terminal,
       exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt),
     }).finish();
   }
@@ -230,22 +385,31 @@ export class TaskService {
   private async wait(req: containerd.task.v2.WaitRequest, ctx: RequestContext): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    if (!p.hasExited) {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(new RuntimeError('wait cancelled'));
-        ctx.signal.addEventListener('abort', onAbort, { once: true });
-        p.exited.then(() => { ctx.signal.removeEventListener('abort', onAbort); resolve(); }, reject);
-      });
-    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(new RuntimeError('wait cancelled'));
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      p.exited.then(() => { ctx.signal.removeEventListener('abort', onAbort); resolve(); }, reject);
+    });
     return task.WaitResponse.encode({ exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) }).finish();
   }
 
   private async kill(req: containerd.task.v2.KillRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    if (p.status === 'deleted') throw new NotFoundError('process already finished');
-    if (p.hasExited) throw new NotFoundError('process already finished');
-    await c.backend.kill(c.id, req.signal, req.all);
+    if (p.status === 'deleted' || p.hasExited) throw new NotFoundError('process already finished');
+    if (!p.execId) {
+      await c.backend.kill(c.id, req.signal, req.all);
+      return empty();
+    }
+    // An exec is signalled directly; `all` does not apply to it (runc-v2 alike).
+    if (p.pid === 0) throw new FailedPreconditionError('process not created');
+    if (p.status === 'stopped') throw new NotFoundError('process already finished');
+    try {
+      process.kill(p.pid, req.signal);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') throw new NotFoundError('process already finished');
+      throw new RuntimeError(`kill ${p.pid}: ${(e as Error).message}`);
+    }
     return empty();
   }
 
@@ -253,7 +417,8 @@ export class TaskService {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
     if (p.status === 'deleted') throw new NotFoundError(`process ${p.id} has been deleted`);
-    if (p.status === 'running') throw new RuntimeError('cannot delete a running process');
+    if (p.status !== 'created' && p.status !== 'stopped') throw new RuntimeError(`cannot delete a ${p.status} process`);
+    if (p.execId) return this.deleteExec(c, p);
     if (p.status === 'created') {
       await c.backend.delete(c.id, true);
       // The blocked init dies with the container; record its exit if the monitor reaps it promptly.
@@ -262,8 +427,10 @@ export class TaskService {
       await c.backend.delete(c.id, false);
     }
     p.status = 'deleted';
-    await this.deps.link.release(c.id).catch(() => undefined);
-    if (c.rootfsMounted) await this.deps.link.umount(path.join(c.bundle, 'rootfs'));
+    const { link } = this.deps;
+    for (const e of c.execs.values()) await link.release(e.ioKey).catch(() => undefined);
+    await link.release(p.ioKey).catch(() => undefined);
+    if (c.rootfsMounted) await link.umount(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
     this.deps.store.remove(c.namespace, c.id);
     const exitedAt = toTimestamp(p.exitedAt);
@@ -275,17 +442,81 @@ export class TaskService {
     return task.DeleteResponse.encode({ pid: p.pid, exitStatus: p.exitStatus, exitedAt }).finish();
   }
 
+  /** An exec's Delete: close its stdio, drop its files, forget it. runc-v2 publishes no event for it. */
+  private async deleteExec(c: Container, p: ShimProcess): Promise<Uint8Array> {
+    p.status = 'deleted';
+    c.execs.delete(p.execId);
+    await this.deps.link.release(p.ioKey).catch(() => undefined);
+    await c.backend.deleteExec(c.id, p.execId).catch(() => undefined);
+    this.persist(c);
+    return task.DeleteResponse.encode({ pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) }).finish();
+  }
+
   private async pids(req: containerd.task.v2.PidsRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     if (c.init.hasExited || c.init.status === 'deleted') throw new RuntimeError(`container ${c.id} is not running`);
     const pids = await c.backend.pids(c.id);
-    return task.PidsResponse.encode({ processes: pids.map((pid) => ({ pid })) }).finish();
+    const execByPid = new Map<number, string>();
+    for (const e of c.execs.values()) if (e.pid > 0) execByPid.set(e.pid, e.execId);
+    return task.PidsResponse.encode({
+      processes: pids.map((pid) => {
+        const execId = execByPid.get(pid);
+        if (execId === undefined) return { pid };
+        return { pid, info: { typeUrl: PROCESS_DETAILS_URL, value: containerd.runc.v1.ProcessDetails.encode({ execId }).finish() } };
+      }),
+    }).finish();
+  }
+
+  private async pause(req: containerd.task.v2.PauseRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    const p = c.init;
+    if (p.status !== 'running' || c.heldInitExit) throw new RuntimeError(`cannot pause a ${p.status} container`);
+    p.status = 'pausing';
+    try {
+      await c.backend.pause(c.id);
+    } catch (e) {
+      if (p.status === 'pausing') p.status = 'running';
+      throw e;
+    }
+    if (p.status !== 'pausing') throw new RuntimeError(`container ${c.id} exited while it was being paused`);
+    p.status = 'paused';
+    this.persist(c);
+    this.deps.events.publish(c.namespace, '/tasks/paused', containerd.events.TaskPaused.encode({ containerId: c.id }).finish());
+    return empty();
+  }
+
+  private async resume(req: containerd.task.v2.ResumeRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    const p = c.init;
+    if (p.status !== 'paused') throw new RuntimeError(`cannot resume a ${p.status} container`);
+    await c.backend.resume(c.id);
+    if (p.status === 'paused') p.status = 'running';
+    this.persist(c);
+    this.deps.events.publish(c.namespace, '/tasks/resumed', containerd.events.TaskResumed.encode({ containerId: c.id }).finish());
+    return empty();
+  }
+
+  private async update(req: containerd.task.v2.UpdateTaskRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    const s = c.init.status;
+    if (c.init.hasExited || s === 'stopped' || s === 'deleted') throw new RuntimeError(`cannot update a ${s} container`);
+    if (!req.resources) throw new InvalidArgumentError('update needs resources');
+    await c.backend.update(c.id, parseJsonObject('resources', req.resources.value));
+    return empty();
+  }
+
+  private async resizePty(req: containerd.task.v2.ResizePtyRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    const p = this.process(c, req.execId);
+    if (p.status === 'deleted') throw new NotFoundError(`process ${p.id} has been deleted`);
+    if (p.stdio.terminal) await c.backend.resizePty(p.ioKey, req.width, req.height);
+    return empty();
   }
 
   private async closeIo(req: containerd.task.v2.CloseIORequest): Promise<Uint8Array> {
     const c = this.get(req.id);
-    this.process(c, req.execId);
-    if (req.stdin) await this.deps.link.closeIo(c.id);
+    const p = this.process(c, req.execId);
+    if (req.stdin) await this.deps.link.closeIo(p.ioKey);
     return empty();
   }
 
@@ -302,9 +533,6 @@ export class TaskService {
 
   /** The ttrpc method table. */
   handlers(): Record<string, Handler> {
-    const unimplemented = (what: string): Handler => async () => {
-      throw new UnimplementedError(`${what} is not implemented by tsrt yet`);
-    };
     const methods: Record<string, Handler> = {
       Create: (b, ctx) => this.create(task.CreateTaskRequest.decode(b), ctx),
       Start: (b) => this.start(task.StartRequest.decode(b)),
@@ -312,17 +540,19 @@ export class TaskService {
       Wait: (b, ctx) => this.wait(task.WaitRequest.decode(b), ctx),
       Kill: (b) => this.kill(task.KillRequest.decode(b)),
       Delete: (b) => this.delete(task.DeleteRequest.decode(b)),
+      Exec: (b) => this.exec(task.ExecProcessRequest.decode(b)),
       Pids: (b) => this.pids(task.PidsRequest.decode(b)),
+      Pause: (b) => this.pause(task.PauseRequest.decode(b)),
+      Resume: (b) => this.resume(task.ResumeRequest.decode(b)),
+      Update: (b) => this.update(task.UpdateTaskRequest.decode(b)),
+      ResizePty: (b) => this.resizePty(task.ResizePtyRequest.decode(b)),
       CloseIO: (b) => this.closeIo(task.CloseIORequest.decode(b)),
       Connect: (b) => this.connect(task.ConnectRequest.decode(b)),
       Shutdown: () => this.shutdown(),
-      Exec: unimplemented('Exec'),
-      ResizePty: unimplemented('ResizePty'),
-      Pause: unimplemented('Pause'),
-      Resume: unimplemented('Resume'),
-      Update: unimplemented('Update'),
-      Stats: unimplemented('Stats'),
-      Checkpoint: unimplemented('Checkpoint'),
+      Stats: async () => { throw new UnimplementedError('Stats is not implemented by tsrt yet'); },
+      Checkpoint: async () => {
+        throw new UnimplementedError('checkpoint is not supported by tsrt (no CRIU integration; see README, "Checkpoint")');
+      },
     };
     for (const [name, h] of Object.entries(methods)) {
       methods[name] = async (b, ctx) => { await this.restored; return h(b, ctx); };
@@ -331,3 +561,7 @@ export class TaskService {
   }
 }
 
+/** Monitor io key of an exec (container ids never contain '/'). */
+export function execIoKey(containerId: string, execId: string): string {
+  return `${containerId}/${execId}`;
+}

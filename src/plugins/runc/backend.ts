@@ -5,22 +5,29 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendInit, CreateRequest } from '../backend.js';
-import { NotFoundError, RuntimeError } from '../../shim/errors.js';
+import type { Backend, BackendInit, CreateRequest, ExecRequest, Stdio } from '../backend.js';
+import { InvalidArgumentError, NotFoundError, RuntimeError } from '../../shim/errors.js';
 import { cgroupMode } from '../../cgroups/mode.js';
 
 const RUNTIME_STATE_FILE = 'tsrt-runtime';
+/** How long a runtime may take to hand over the pty master after `create`/`exec` returned. */
+const CONSOLE_WAIT_MS = 10_000;
 
 interface CommandResult { code: number; stdout: string; stderr: string }
 
-function run(argv: string[], cwd?: string): Promise<CommandResult> {
+function run(argv: string[], cwd?: string, input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr: stderr || (err && !stderr ? err.message : '') });
     });
+    child.stdin?.on('error', () => { /* the command exited without reading; its status says why */ });
+    child.stdin?.end(input ?? '');
   });
 }
+
+/** Exec ids become file names in the bundle; containerd validates them, the backend re-checks. */
+const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
 /** The last error runc/crun wrote to its JSON log, which is what runc-v2 reports too. */
 async function lastLoggedError(logFile: string): Promise<string | null> {
@@ -74,12 +81,44 @@ export function createRuncBackend(init: BackendInit): Backend {
     return new RuntimeError(`OCI runtime ${op} failed: ${detail}`);
   }
 
-  async function simple(op: string, id: string, args: string[]): Promise<CommandResult> {
+  async function simple(op: string, id: string, args: string[], input?: string): Promise<CommandResult> {
     const bundle = bundleOf(id);
-    const res = await run([...globalArgs(bundle), ...args], bundle);
+    const res = await run([...globalArgs(bundle), ...args], bundle, input);
     if (res.code !== 0) throw await failure(op, bundle, res);
     return res;
   }
+
+  const execFiles = (bundle: string, execId: string): { pidFile: string; processFile: string } => {
+    if (!EXEC_ID.test(execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(execId)}`);
+    return { pidFile: path.join(bundle, `exec-${execId}.pid`), processFile: path.join(bundle, `exec-${execId}.process.json`) };
+  };
+
+  /**
+   * Runs a runtime command that leaves a process behind (`create`, `exec --detach`) from the monitor, with
+   * the process's stdio, or with a console socket when it has a terminal. Returns the pid the runtime wrote.
+   */
+  async function spawnWithPid(op: string, bundle: string, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
+    await fs.rm(pidFile, { force: true });
+    let consoleArgs: string[] = [];
+    let io = { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr };
+    if (stdio.terminal) {
+      const socket = await host.console(ioKey, stdio.stdin, stdio.stdout);
+      consoleArgs = ['--console-socket', socket];
+      io = { stdin: '', stdout: '', stderr: '' };
+    }
+    const argv = [...globalArgs(bundle), op, ...consoleArgs, '--pid-file', pidFile, ...args];
+    const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
+    const exit = await host.waitExit(pid);
+    if (exit.status !== 0) throw await failure(op, bundle, { code: exit.status, stdout: '', stderr: '' });
+    if (stdio.terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
+    const processPid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+    if (!Number.isInteger(processPid) || processPid <= 0) throw new RuntimeError(`OCI runtime ${op} wrote a bad pid file ${pidFile}`);
+    return processPid;
+  }
+
+  const watchExit = (id: string, execId: string, pid: number): void => {
+    host.waitExit(pid).then((e) => init.exited(id, execId, e), () => { /* monitor gone */ });
+  };
 
   return {
     name: 'runc',
@@ -90,25 +129,36 @@ export function createRuncBackend(init: BackendInit): Backend {
       const wrapper = prefix.length > 0 ? `wrapper=${prefix[0]}\n` : '';
       await fs.writeFile(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
       const pidFile = path.join(req.bundle, 'init.pid');
-      await fs.rm(pidFile, { force: true });
-      const argv = [
-        ...globalArgs(req.bundle), 'create', '--bundle', req.bundle, '--pid-file', pidFile,
-        ...(config.noPivotRoot ? ['--no-pivot'] : []), req.id,
-      ];
-      const pid = await host.spawn({ ioKey: req.ioKey, cwd: req.bundle, ...req.stdio, argv });
-      const exit = await host.waitExit(pid);
-      if (exit.status !== 0) {
-        throw await failure('create', req.bundle, { code: exit.status, stdout: '', stderr: '' });
-      }
-      const initPid = Number((await fs.readFile(pidFile, 'utf8')).trim());
-      if (!Number.isInteger(initPid) || initPid <= 0) throw new RuntimeError(`OCI runtime create wrote a bad pid file ${pidFile}`);
-      host.waitExit(initPid).then((e) => init.exited(req.id, '', e), () => { /* monitor gone */ });
-      return { pid: initPid };
+      const args = ['--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), req.id];
+      const pid = await spawnWithPid('create', req.bundle, req.ioKey, req.stdio, args, pidFile);
+      watchExit(req.id, '', pid);
+      return { pid };
     },
 
-    adopt({ id, bundle, pid, running }) {
+    adopt({ id, bundle, pid, running, runningExecs }) {
       bundles.set(id, bundle);
-      if (running) host.waitExit(pid).then((e) => init.exited(id, '', e), () => { /* monitor gone */ });
+      if (running) watchExit(id, '', pid);
+      for (const e of runningExecs) watchExit(id, e.execId, e.pid);
+    },
+
+    async exec(req: ExecRequest) {
+      const bundle = bundleOf(req.id);
+      const { pidFile, processFile } = execFiles(bundle, req.execId);
+      await fs.writeFile(processFile, JSON.stringify(req.spec), { mode: 0o600 });
+      try {
+        const pid = await spawnWithPid('exec', bundle, req.ioKey, req.stdio, ['--process', processFile, '--detach', req.id], pidFile);
+        watchExit(req.id, req.execId, pid);
+        return { pid };
+      } finally {
+        await fs.rm(processFile, { force: true });
+      }
+    },
+
+    async deleteExec(id, execId) {
+      const bundle = bundles.get(id);
+      if (!bundle) return;
+      const { pidFile, processFile } = execFiles(bundle, execId);
+      await Promise.all([fs.rm(pidFile, { force: true }), fs.rm(processFile, { force: true })]);
     },
 
     async start(id) {
@@ -135,6 +185,22 @@ export function createRuncBackend(init: BackendInit): Backend {
         if (!/does not exist|not found/i.test(why)) throw new RuntimeError(`OCI runtime delete failed: ${why.trim()}`);
       }
       bundles.delete(id);
+    },
+
+    async pause(id) {
+      await simple('pause', id, ['pause', id]);
+    },
+
+    async resume(id) {
+      await simple('resume', id, ['resume', id]);
+    },
+
+    async update(id, resources) {
+      await simple('update', id, ['update', '--resources', '-', id], JSON.stringify(resources));
+    },
+
+    async resizePty(ioKey, width, height) {
+      await host.resize(ioKey, width, height);
     },
 
     async pids(id) {

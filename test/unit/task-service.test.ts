@@ -1,0 +1,191 @@
+// TaskService against a scripted backend: the event-order invariants written next to the code
+// (src/shim/task-service.ts, "Event order") and the error codes of the state machine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { containerd } from '../../src/gen/proto.js';
+import { TaskService } from '../../src/shim/task-service.js';
+import { ExitRouter } from '../../src/shim/exit-router.js';
+import { StateStore } from '../../src/shim/state-store.js';
+import type { Backend, BackendInit, ExecRequest } from '../../src/plugins/backend.js';
+import type { Exit, MonitorLink } from '../../src/shim/monitor-link.js';
+import type { EventPublisher } from '../../src/shim/events.js';
+import type { Handler, RequestContext } from '../../src/ttrpc/server.js';
+import { Code } from '../../src/ttrpc/codes.js';
+import pino from 'pino';
+
+const task = containerd.task.v2;
+
+/** A backend whose processes exit when the test says so. */
+class ScriptedBackend {
+  init!: BackendInit;
+  nextPid = 100;
+  /** Called inside start(): lets a test make the init exit while Start is still running. */
+  duringStart: (() => void) | null = null;
+  duringExec: ((req: ExecRequest, pid: number) => void) | null = null;
+  killed: Array<{ signal: number; all: boolean }> = [];
+  paused = false;
+
+  exit(id: string, execId: string, pid: number, status: number): void {
+    this.init.exited(id, execId, { pid, status, at: new Date() } satisfies Exit);
+  }
+
+  factory = (init: BackendInit): Backend => {
+    this.init = init;
+    return {
+      name: 'scripted',
+      create: async () => ({ pid: this.nextPid++ }),
+      adopt: () => undefined,
+      start: async () => { this.duringStart?.(); },
+      exec: async (req) => { const pid = this.nextPid++; this.duringExec?.(req, pid); return { pid }; },
+      deleteExec: async () => undefined,
+      kill: async (_id, signal, all) => { this.killed.push({ signal, all }); },
+      delete: async () => undefined,
+      pids: async () => [100, 101, 102],
+      pause: async () => { this.paused = true; },
+      resume: async () => { this.paused = false; },
+      update: async () => undefined,
+      resizePty: async () => undefined,
+    };
+  };
+}
+
+function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-ts-'));
+  const bundle = path.join(dir, 'bundle');
+  fs.mkdirSync(bundle);
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  const topics: string[] = [];
+  const events = { publish: (_ns: string, topic: string) => { topics.push(topic); } } as unknown as EventPublisher;
+  const link = {
+    hello: { namespace: 'ns', pid: 42 },
+    ready: async () => undefined,
+    release: async () => undefined,
+    closeIo: async () => undefined,
+    mount: async () => undefined,
+    umount: async () => undefined,
+  } as unknown as MonitorLink;
+  const backend = new ScriptedBackend();
+  const service = new TaskService({
+    link, router: new ExitRouter(), events, log: pino({ level: 'silent' }), store: new StateStore(path.join(dir, 'state')),
+    onEmpty: () => undefined, loadBackend: async () => backend.factory,
+  });
+  const h = service.handlers();
+  const ctx = (): RequestContext => ({ service: 'containerd.task.v2.Task', method: '', metadata: new Map(), signal: new AbortController().signal });
+  const call = (m: string, bytes: Uint8Array): Promise<Uint8Array> => (h[m] as Handler)(bytes, ctx());
+  const rpc = {
+    create: (id: string) => call('Create', task.CreateTaskRequest.encode({ id, bundle }).finish()),
+    start: (id: string, execId = '') => call('Start', task.StartRequest.encode({ id, execId }).finish()),
+    exec: (id: string, execId: string, spec: object = { args: ['true'] }) => call('Exec', task.ExecProcessRequest.encode({
+      id, execId, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) },
+    }).finish()),
+    wait: async (id: string, execId = '') => task.WaitResponse.decode(await call('Wait', task.WaitRequest.encode({ id, execId }).finish())),
+    state: async (id: string, execId = '') => task.StateResponse.decode(await call('State', task.StateRequest.encode({ id, execId }).finish())),
+    kill: (id: string, execId = '', signal = 9) => call('Kill', task.KillRequest.encode({ id, execId, signal }).finish()),
+    delete: (id: string, execId = '') => call('Delete', task.DeleteRequest.encode({ id, execId }).finish()),
+    pause: (id: string) => call('Pause', task.PauseRequest.encode({ id }).finish()),
+    resume: (id: string) => call('Resume', task.ResumeRequest.encode({ id }).finish()),
+    pids: async (id: string) => task.PidsResponse.decode(await call('Pids', task.PidsRequest.encode({ id }).finish())),
+    update: (id: string, json: string) => call('Update', task.UpdateTaskRequest.encode({
+      id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
+    }).finish()),
+  };
+  return { rpc, topics, backend, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('an init that exits while Start runs: TaskStart is published before its TaskExit, and Wait sees it', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  t.backend.duringStart = () => t.backend.exit('c1', '', 100, 3);
+  await t.rpc.start('c1');
+  assert.deepEqual(t.topics, ['/tasks/create', '/tasks/start', '/tasks/exit']);
+  assert.equal((await t.rpc.wait('c1')).exitStatus, 3);
+  await t.rpc.delete('c1');
+  assert.deepEqual(t.topics.at(-1), '/tasks/delete');
+  t.cleanup();
+});
+
+test('exec lifecycle: added, started, exit; an exec that dies during its Start is not lost', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  t.backend.duringExec = (req, pid) => t.backend.exit('c1', req.execId, pid, 5);
+  await t.rpc.start('c1', 'e1');
+  assert.deepEqual(t.topics, ['/tasks/create', '/tasks/start', '/tasks/exec-added', '/tasks/exec-started', '/tasks/exit']);
+  assert.equal((await t.rpc.wait('c1', 'e1')).exitStatus, 5);
+  assert.equal((await t.rpc.state('c1', 'e1')).status, containerd.v1.types.Status.STOPPED);
+  await t.rpc.delete('c1', 'e1');
+  assert.equal(t.topics.length, 5, 'an exec delete publishes nothing');
+  await assert.rejects(t.rpc.state('c1', 'e1'), code(Code.NotFound));
+  t.cleanup();
+});
+
+test("every exec's TaskExit comes before its init's TaskExit", async () => {
+  const t = setup({ linux: { namespaces: [] } });
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  await t.rpc.start('c1', 'e1');
+  t.topics.length = 0;
+  t.backend.exit('c1', '', 100, 0);
+  await tick();
+  assert.deepEqual(t.topics, [], 'the init exit is held while the exec runs');
+  assert.deepEqual(t.backend.killed, [{ signal: 9, all: true }], 'a shared pid namespace: the container is killed');
+  assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.RUNNING);
+  await assert.rejects(t.rpc.exec('c1', 'e2'), code(Code.FailedPrecondition));
+  t.backend.exit('c1', 'e1', 101, 137);
+  assert.deepEqual(t.topics, ['/tasks/exit', '/tasks/exit']);
+  assert.equal((await t.rpc.wait('c1', 'e1')).exitStatus, 137);
+  assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  t.cleanup();
+});
+
+test('state machine errors carry runc-v2 codes', async () => {
+  const t = setup();
+  await assert.rejects(t.rpc.state('nope'), code(Code.NotFound));
+  await t.rpc.create('c1');
+  await assert.rejects(t.rpc.state('c1', 'nope'), code(Code.NotFound));
+  await t.rpc.start('c1');
+  await assert.rejects(t.rpc.start('c1'), code(Code.Unknown));
+  await assert.rejects(t.rpc.delete('c1'), code(Code.Unknown), 'cannot delete a running process');
+  await t.rpc.exec('c1', 'e1');
+  await assert.rejects(t.rpc.exec('c1', 'e1'), code(Code.AlreadyExists));
+  await assert.rejects(t.rpc.exec('c1', '../evil'), code(Code.InvalidArgument));
+  await assert.rejects(t.rpc.kill('c1', 'e1'), code(Code.FailedPrecondition), 'kill of an exec not started');
+  await assert.rejects(t.rpc.update('c1', 'not json'), code(Code.InvalidArgument));
+  await t.rpc.update('c1', '{"memory":{"limit":1048576}}');
+  await t.rpc.pause('c1');
+  assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.PAUSED);
+  await assert.rejects(t.rpc.exec('c1', 'e2'), code(Code.Unknown), 'cannot exec in a paused state');
+  await assert.rejects(t.rpc.pause('c1'), code(Code.Unknown));
+  await t.rpc.resume('c1');
+  await assert.rejects(t.rpc.resume('c1'), code(Code.Unknown));
+  assert.deepEqual(t.topics.filter((x) => x === '/tasks/paused' || x === '/tasks/resumed'), ['/tasks/paused', '/tasks/resumed']);
+  t.backend.exit('c1', '', 100, 137);
+  await assert.rejects(t.rpc.kill('c1'), code(Code.NotFound), 'process already finished');
+  await assert.rejects(t.rpc.update('c1', '{}'), code(Code.Unknown));
+  await t.rpc.delete('c1');
+  await assert.rejects(t.rpc.delete('c1'), code(Code.NotFound));
+  t.cleanup();
+});
+
+test('Pids marks exec processes with ProcessDetails', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  await t.rpc.start('c1', 'e1');
+  const { processes } = await t.rpc.pids('c1');
+  assert.deepEqual(processes.map((p) => p.pid), [100, 101, 102]);
+  const info = processes[1]!.info!;
+  assert.equal(info.typeUrl, 'containerd.runc.v1.ProcessDetails');
+  assert.equal(containerd.runc.v1.ProcessDetails.decode(info.value!).execId, 'e1');
+  assert.equal(processes[0]!.info, null);
+  t.cleanup();
+});
