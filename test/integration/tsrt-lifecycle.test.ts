@@ -137,6 +137,37 @@ for (const v of variants) {
       }
     });
 
+    test('exec: output, exit code, stdin EOF, pids with the exec id, pause/resume; nothing left after delete', async () => {
+      const id = uniqueId(`exec-${v.name}`);
+      const cd = need();
+      await cd.ctrOk(['run', '-d', ...v.runtimeArgs(), suite.image(), id, 'sleep', '600']);
+      try {
+        const r = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo out; echo err >&2; exit 5'], { timeoutMs: 30_000 });
+        assert.deepEqual([r.code, r.stdout, r.stderr], [5, 'out\n', 'err\n']);
+        const wc = cd.ctrSpawn(['task', 'exec', '--exec-id', 'wc', id, 'wc', '-c']);
+        await waitFor(async () => /ExecID:wc,/.test((await cd.ctr(['task', 'ps', id])).stdout), 10_000, { what: 'exec wc in task ps' });
+        wc.stdin!.end(Buffer.alloc(70_001, 0x61));
+        const w = await wc.result;
+        assert.deepEqual([w.code, w.stdout.trim()], [0, '70001']);
+        const sleeper = cd.ctrSpawn(['task', 'exec', '--exec-id', 'sleeper', id, 'sleep', '600']);
+        await waitFor(async () => /ExecID:sleeper,/.test((await cd.ctr(['task', 'ps', id])).stdout), 10_000, { what: 'exec id in task ps' });
+        await cd.ctrOk(['task', 'pause', id]);
+        assert.equal(await taskStatus(id), 'PAUSED');
+        await cd.ctrOk(['task', 'resume', id]);
+        assert.equal(await taskStatus(id), 'RUNNING');
+        await cd.ctrOk(['task', 'kill', '--exec-id', 'sleeper', '-s', 'SIGKILL', id]);
+        assert.equal((await sleeper.result).code, 137);
+        const files = (await import('node:fs')).readdirSync(cd.bundleDir(id)).filter((f) => f.startsWith('exec-'));
+        assert.deepEqual(files, [], 'exec pid and process files are removed at exec delete');
+      } finally {
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
+        await cd.ctrOk(['task', 'delete', id]);
+        await cd.ctrOk(['containers', 'rm', id]);
+      }
+      await assertGone(id);
+    });
+
     test('a process that forks a daemon and exits leaves no zombie', async () => {
       const id = uniqueId(`orphan-${v.name}`);
       const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'sh', '-c', '(sleep 30 &); (sleep 30 &); exit 5'], { timeoutMs: 30_000 });
