@@ -15,14 +15,12 @@ const CONSOLE_WAIT_MS = 10_000;
 
 interface CommandResult { code: number; stdout: string; stderr: string }
 
-function run(argv: string[], cwd?: string, input?: string): Promise<CommandResult> {
+function run(argv: string[], cwd?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr: stderr || (err && !stderr ? err.message : '') });
     });
-    child.stdin?.on('error', () => { /* the command exited without reading; its status says why */ });
-    child.stdin?.end(input ?? '');
   });
 }
 
@@ -63,6 +61,7 @@ export function createRuncBackend(init: BackendInit): Backend {
   const root = path.join(config.root, namespace);
   const bundles = new Map<string, string>();
   const prefix = commandPrefix(config.binaryName);
+  let updates = 0;
 
   const globalArgs = (bundle: string): string[] => [
     ...prefix, config.binaryName, '--root', root, '--log', path.join(bundle, 'log.json'), '--log-format', 'json',
@@ -81,9 +80,9 @@ export function createRuncBackend(init: BackendInit): Backend {
     return new RuntimeError(`OCI runtime ${op} failed: ${detail}`);
   }
 
-  async function simple(op: string, id: string, args: string[], input?: string): Promise<CommandResult> {
+  async function simple(op: string, id: string, args: string[]): Promise<CommandResult> {
     const bundle = bundleOf(id);
-    const res = await run([...globalArgs(bundle), ...args], bundle, input);
+    const res = await run([...globalArgs(bundle), ...args], bundle);
     if (res.code !== 0) throw await failure(op, bundle, res);
     return res;
   }
@@ -196,7 +195,14 @@ export function createRuncBackend(init: BackendInit): Backend {
     },
 
     async update(id, resources) {
-      await simple('update', id, ['update', '--resources', '-', id], JSON.stringify(resources));
+      // A file rather than stdin: crun does not read `--resources -`.
+      const file = path.join(bundleOf(id), `update-${process.pid}-${++updates}.json`);
+      await fs.writeFile(file, JSON.stringify(resources), { mode: 0o600 });
+      try {
+        await simple('update', id, ['update', '--resources', file, id]);
+      } finally {
+        await fs.rm(file, { force: true });
+      }
     },
 
     async resizePty(ioKey, width, height) {
