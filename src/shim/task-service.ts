@@ -13,7 +13,7 @@ import { stdioFor } from '../io/stdio.js';
 import {
   AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
 } from './errors.js';
-import { ShimProcess } from './process.js';
+import { ShimProcess, type ProcessStatus } from './process.js';
 import { toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
 import type { Exit, MonitorLink } from './monitor-link.js';
@@ -85,6 +85,17 @@ function parseJsonObject(what: string, value: Uint8Array | null | undefined): Re
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be a JSON object`);
   return v as Record<string, unknown>;
+}
+
+/**
+ * runc-v2's wording for a request its init state machine refuses (pkg/process/init_state.go); the code is
+ * Unknown there, except where noted at the call site.
+ */
+function wrongState(op: 'pause' | 'resume' | 'update', status: ProcessStatus): string {
+  const s = status === 'pausing' ? 'paused' : status;
+  if (s === 'created') return `cannot ${op} task in created state`;
+  if (s === 'running' || s === 'deleted') return `cannot ${op} a ${s} process`;
+  return `cannot ${op} a ${s} container`;
 }
 
 // Event order, as containerd's runtime v2 contract and runc-v2 1.6.29+ have it:
@@ -343,8 +354,10 @@ export class TaskService {
     if (!EXEC_ID.test(req.execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(req.execId)}`);
     if (c.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}`);
     const init = c.init;
-    if (init.status === 'paused' || init.status === 'pausing') throw new RuntimeError(`cannot exec in a ${init.status} state`);
+    if (init.status === 'paused' || init.status === 'pausing') throw new RuntimeError('cannot exec in a paused state');
     if (init.hasExited || c.heldInitExit || init.status === 'stopped' || init.status === 'deleted') {
+      // runc-v2 1.6.20 words it the same but sends Unknown; the issue asks for FailedPrecondition, which is
+      // also what later runc-v2 releases return for an exec whose init is gone.
       throw new FailedPreconditionError('cannot exec in a stopped state');
     }
     const spec = parseJsonObject('exec spec', req.spec?.value);
@@ -470,7 +483,7 @@ export class TaskService {
   private async pause(req: containerd.task.v2.PauseRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = c.init;
-    if (p.status !== 'running' || c.heldInitExit) throw new RuntimeError(`cannot pause a ${p.status} container`);
+    if (p.status !== 'running' || c.heldInitExit) throw new RuntimeError(wrongState('pause', c.heldInitExit ? 'stopped' : p.status));
     p.status = 'pausing';
     try {
       await c.backend.pause(c.id);
@@ -488,7 +501,7 @@ export class TaskService {
   private async resume(req: containerd.task.v2.ResumeRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = c.init;
-    if (p.status !== 'paused') throw new RuntimeError(`cannot resume a ${p.status} container`);
+    if (p.status !== 'paused') throw new RuntimeError(wrongState('resume', p.status));
     await c.backend.resume(c.id);
     if (p.status === 'paused') p.status = 'running';
     this.persist(c);
@@ -499,7 +512,7 @@ export class TaskService {
   private async update(req: containerd.task.v2.UpdateTaskRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const s = c.init.status;
-    if (c.init.hasExited || s === 'stopped' || s === 'deleted') throw new RuntimeError(`cannot update a ${s} container`);
+    if (c.init.hasExited || s === 'stopped' || s === 'deleted') throw new RuntimeError(wrongState('update', s));
     if (!req.resources) throw new InvalidArgumentError('update needs resources');
     await c.backend.update(c.id, parseJsonObject('resources', req.resources.value));
     return empty();

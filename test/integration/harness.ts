@@ -872,3 +872,117 @@ export function containerdForFile(hooks: { before: (fn: () => Promise<void>) => 
     image: () => image,
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// events and terminals (used by the differential tests)
+
+/** One line of `ctr events`. */
+export interface CtrEvent {
+  /** e.g. '/tasks/exit' */
+  topic: string;
+  namespace: string;
+  /** the decoded event as ctr printed it (JSON); {} when ctr printed nothing decodable */
+  payload: Record<string, unknown>;
+  /** the line as printed */
+  line: string;
+}
+
+export interface EventWatcher {
+  /** every event seen so far, in arrival order */
+  all(): CtrEvent[];
+  /** `/tasks/...` events of one container (matched on `container_id`), in arrival order */
+  tasks(containerId: string): CtrEvent[];
+  /** resolve with the first event (seen before or after the call) matching `pred`; throw after `timeoutMs` */
+  waitFor(pred: (e: CtrEvent) => boolean, timeoutMs?: number, what?: string): Promise<CtrEvent>;
+  /** stop the `ctr events` process */
+  stop(): Promise<void>;
+}
+
+const EVENT_LINE = /^(.*? UTC) (\S+) (\/\S+)(?: (.*))?$/;
+
+/**
+ * Start `ctr events` and return once it is subscribed (proven by seeing a namespace-label update
+ * it caused itself), so no event of what the caller does next can be missed.
+ */
+export async function watchEvents(c: Containerd, timeoutMs = 10_000): Promise<EventWatcher> {
+  const child = c.ctrSpawn(['events']);
+  const events: CtrEvent[] = [];
+  let partial = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    const text = partial + b.toString('utf8');
+    const lines = text.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = EVENT_LINE.exec(line);
+      if (!m) continue;
+      let payload: Record<string, unknown> = {};
+      try {
+        const v: unknown = m[4] ? JSON.parse(m[4]) : {};
+        if (v && typeof v === 'object') payload = v as Record<string, unknown>;
+      } catch {
+        /* not JSON: keep the line only */
+      }
+      events.push({ namespace: m[2] ?? '', topic: m[3] ?? '', payload, line });
+    }
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await child.result;
+  };
+  const watcher: EventWatcher = {
+    all: () => [...events],
+    tasks: (id) => events.filter((e) => e.topic.startsWith('/tasks/') && e.payload.container_id === id),
+    async waitFor(pred, ms = 10_000, what) {
+      return waitFor(() => events.find(pred), ms, { intervalMs: 20, what: what ?? 'event' });
+    },
+    stop,
+  };
+  // the probe: a label whose value nobody else uses; repeated until the subscription shows it
+  const key = 'tsrt-events-probe';
+  const value = randomBytes(6).toString('hex');
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`ctr events exited: ${(await child.result).stderr.trim()}`);
+        await c.ctrOk(['namespaces', 'label', c.ns, `${key}=${value}`]);
+        return events.some((e) => e.topic === '/namespaces/update' && e.line.includes(value));
+      },
+      timeoutMs,
+      { intervalMs: 100, what: 'ctr events subscribed' },
+    );
+    await c.ctr(['namespaces', 'label', c.ns, key]); // remove the label again
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return watcher;
+}
+
+/** Quote for a POSIX shell command line. */
+export const shellQuote = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export interface TerminalOptions {
+  /** window size set on the terminal ctr runs in (default 80x24) */
+  cols?: number;
+  rows?: number;
+  timeoutMs?: number;
+  namespace?: string;
+}
+
+/**
+ * Run `ctr ... args` with a terminal as its stdin/stdout (for `-t`), under util-linux `script`.
+ * The window size is set with stty before ctr starts. script's own stdin is a pipe that is never
+ * written nor closed, so nothing is typed into the container's terminal. Resolves with what the
+ * terminal showed (stdout) and ctr's exit code (script -e passes it on).
+ */
+export function ctrInTerminal(c: Containerd, args: string[], opts: TerminalOptions = {}): Promise<CmdResult> {
+  const ctrLine = ['ctr', '--address', c.address, '--namespace', opts.namespace ?? c.ns, ...args].map(shellQuote).join(' ');
+  const cmd = `stty cols ${opts.cols ?? 80} rows ${opts.rows ?? 24} && exec ${ctrLine}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' };
+  delete env.CONTAINERD_ADDRESS;
+  delete env.CONTAINERD_NAMESPACE;
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  child.stdin?.on('error', () => {});
+  const result = collect(child, opts.timeoutMs ?? 60_000);
+  return result.finally(() => child.stdin?.destroy());
+}

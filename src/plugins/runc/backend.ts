@@ -97,7 +97,7 @@ export function createRuncBackend(init: BackendInit): Backend {
    * the process's stdio, or with a console socket when it has a terminal. Returns the pid the runtime wrote.
    */
   async function spawnWithPid(op: string, bundle: string, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
-    await fs.rm(pidFile, { force: true });
+    // No need to remove an old pid file first: runc and crun replace it atomically.
     let consoleArgs: string[] = [];
     let io = { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr };
     if (stdio.terminal) {
@@ -149,7 +149,8 @@ export function createRuncBackend(init: BackendInit): Backend {
         watchExit(req.id, req.execId, pid);
         return { pid };
       } finally {
-        await fs.rm(processFile, { force: true });
+        // Not awaited: the exec's Start need not wait for it (deleteExec removes it too).
+        fs.rm(processFile, { force: true }).catch(() => undefined);
       }
     },
 

@@ -1,0 +1,163 @@
+// A very small client for containerd's public gRPC Tasks API
+// (service containerd.services.tasks.v1.Tasks, api/services/tasks/v1/tasks.proto in containerd 1.6).
+// ctr 1.6 has no `task update`, so tests that need Update go through here. Messages are encoded by
+// hand with protobufjs's Writer/Reader: only the handful of fields the tests use.
+
+import { Client, Metadata, credentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+
+const { Writer, Reader } = protobuf;
+
+const SERVICE = '/containerd.services.tasks.v1.Tasks';
+export const LINUX_RESOURCES_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
+
+/** A failed call: `code` is the gRPC status code (grpc-js `status` enum), `details` containerd's message. */
+export class TasksError extends Error {
+  constructor(
+    readonly method: string,
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(`${method}: ${grpcStatus[code] ?? code}: ${details}`);
+    this.name = 'TasksError';
+  }
+  /** the code's name, e.g. 'NOT_FOUND' */
+  get codeName(): string {
+    return grpcStatus[this.code] ?? String(this.code);
+  }
+}
+
+// --- protobuf helpers (wire types: 0 varint, 2 length-delimited) --------------------------------
+
+type W = protobuf.Writer;
+
+function str(w: W, field: number, v: string | undefined): void {
+  if (v) w.uint32((field << 3) | 2).string(v);
+}
+
+function bytes(w: W, field: number, v: Uint8Array): void {
+  w.uint32((field << 3) | 2).bytes(v);
+}
+
+function anyMsg(typeUrl: string, value: Uint8Array): Uint8Array {
+  const w = Writer.create();
+  str(w, 1, typeUrl);
+  bytes(w, 2, value);
+  return w.finish();
+}
+
+function stringMap(w: W, field: number, m: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(m ?? {})) {
+    const e = Writer.create();
+    str(e, 1, k);
+    str(e, 2, v);
+    bytes(w, field, e.finish());
+  }
+}
+
+/** Field number → raw value of a decoded message (last occurrence wins; enough for the tests). */
+function decodeFields(buf: Uint8Array): Map<number, number | Uint8Array> {
+  const r = Reader.create(buf);
+  const out = new Map<number, number | Uint8Array>();
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    switch (tag & 7) {
+      case 0: {
+        const v = r.uint64() as unknown as number | { toNumber(): number };
+        out.set(field, typeof v === 'number' ? v : v.toNumber());
+        break;
+      }
+      case 2:
+        out.set(field, r.bytes());
+        break;
+      default:
+        r.skipType(tag & 7);
+    }
+  }
+  return out;
+}
+
+// --- the client ------------------------------------------------------------------------------------
+
+export interface TasksClientOptions {
+  /** containerd's gRPC socket path (a plain path or unix://path) */
+  address: string;
+  namespace: string;
+  /** per-call deadline (default 30 s) */
+  timeoutMs?: number;
+}
+
+export class TasksClient {
+  private readonly client: Client;
+  private readonly namespace: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: TasksClientOptions) {
+    const target = opts.address.startsWith('unix:') ? opts.address : `unix://${opts.address}`;
+    this.client = new Client(target, credentials.createInsecure(), {
+      // containerd's default limit is 16 MiB; the tests send tiny messages anyway
+      'grpc.max_receive_message_length': 16 << 20,
+    });
+    this.namespace = opts.namespace;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** One unary call with pre-encoded request bytes; resolves with the raw response bytes. */
+  call(method: string, request: Uint8Array): Promise<Uint8Array> {
+    const md = new Metadata();
+    md.set('containerd-namespace', this.namespace);
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<Uint8Array, Uint8Array>(
+        `${SERVICE}/${method}`,
+        (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+        (b) => new Uint8Array(b),
+        request,
+        md,
+        { deadline: Date.now() + this.timeoutMs },
+        (err: ServiceError | null, res?: Uint8Array) => {
+          if (err) reject(new TasksError(method, err.code, err.details || err.message));
+          else resolve(res ?? new Uint8Array());
+        },
+      );
+    });
+  }
+
+  /**
+   * Tasks.Update: new resources for a task. `resources` is the OCI LinuxResources object; it is sent
+   * as JSON in an Any, as containerd's client does (typeurl of specs.LinuxResources).
+   */
+  async update(containerId: string, resources: object, annotations?: Record<string, string>): Promise<void> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    bytes(w, 2, anyMsg(LINUX_RESOURCES_TYPE_URL, Buffer.from(JSON.stringify(resources))));
+    stringMap(w, 3, annotations);
+    await this.call('Update', w.finish());
+  }
+
+  /** Tasks.Get: status (containerd.v1.types.Status number), pid and exit status of a task or exec. */
+  async get(containerId: string, execId?: string): Promise<{ pid: number; status: number; exitStatus: number }> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    str(w, 2, execId);
+    const res = decodeFields(await this.call('Get', w.finish()));
+    const proc = res.get(1);
+    const f = proc instanceof Uint8Array ? decodeFields(proc) : new Map<number, number | Uint8Array>();
+    const num = (n: number) => {
+      const v = f.get(n);
+      return typeof v === 'number' ? v : 0;
+    };
+    return { pid: num(3), status: num(4), exitStatus: num(9) };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Convenience: a client for a harness Containerd (anything with `address` and `ns`). */
+export function tasksClientFor(c: { address: string; ns: string }, namespace?: string): TasksClient {
+  return new TasksClient({ address: c.address, namespace: namespace ?? c.ns });
+}
+
+export { grpcStatus };
