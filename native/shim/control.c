@@ -1,7 +1,9 @@
 #include "control.h"
 #include "buf.h"
+#include "console.h"
 #include "frame.h"
 #include "log.h"
+#include "logger.h"
 #include "mountopts.h"
 #include "spawn.h"
 #include "util.h"
@@ -27,6 +29,7 @@ struct msg {
 
 static const struct monitor_cfg *cfg;
 static int ctl_fd = -1;
+static uint64_t conn_no; /* counts connections */
 static struct buf ctl_in;
 static struct msg *qhead, *qtail;
 static int64_t fail_since, next_spawn;
@@ -110,6 +113,23 @@ static void reply_err(const char *seq, int err, const char *message)
 	frame_add_u64(&b, (uint64_t)err);
 	frame_add(&b, message);
 	send_frame(&b, s, 0);
+}
+
+uint64_t control_conn(void)
+{
+	return ctl_fd >= 0 ? conn_no : 0;
+}
+
+void control_reply_ok(uint64_t conn, const char *seq, const char *value)
+{
+	if (conn && conn == control_conn())
+		reply_ok(seq, value);
+}
+
+void control_reply_err(uint64_t conn, const char *seq, int err, const char *message)
+{
+	if (conn && conn == control_conn())
+		reply_err(seq, err, message);
 }
 
 void control_reaped(pid_t pid, int status, const struct timespec *ts)
@@ -211,6 +231,71 @@ static void do_umount(char **f, size_t n)
 	reply_ok(f[1], NULL);
 }
 
+/* console <seq> <io key> <stdin> <stdout> */
+static void do_console(char **f, size_t n)
+{
+	if (n != 5) {
+		reply_err(f[1], EINVAL, "malformed console request");
+		return;
+	}
+	char path[108], err[512];
+	int e = console_open(f[2], f[3], f[4], path, sizeof path, err, sizeof err);
+	if (e) {
+		logm(LV_WARN, "console %s failed: %s", f[2], err);
+		reply_err(f[1], e, err);
+		return;
+	}
+	logm(LV_DEBUG, "console %s listening on %s", f[2], path);
+	reply_ok(f[1], path);
+}
+
+/* consolewait <seq> <io key> <timeout ms> */
+static void do_consolewait(char **f, size_t n)
+{
+	size_t ms;
+	if (n != 4 || parse_count(f[3], &ms) < 0) {
+		reply_err(f[1], EINVAL, "malformed consolewait request");
+		return;
+	}
+	console_wait(control_conn(), f[1], f[2], (int64_t)ms);
+}
+
+/* resize <seq> <io key> <width> <height> */
+static void do_resize(char **f, size_t n)
+{
+	size_t w, h;
+	if (n != 5 || parse_count(f[3], &w) < 0 || parse_count(f[4], &h) < 0 || w > 65535 || h > 65535) {
+		reply_err(f[1], EINVAL, "malformed resize request");
+		return;
+	}
+	char err[512];
+	int e = console_resize(f[2], (unsigned)w, (unsigned)h, err, sizeof err);
+	if (e)
+		reply_err(f[1], e, err);
+	else
+		reply_ok(f[1], NULL);
+}
+
+/* logger <seq> <io key> <container id> <namespace> <argc> argv... */
+static void do_logger(char **f, size_t n)
+{
+	size_t argc;
+	if (n < 7 || parse_count(f[5], &argc) < 0 || argc < 1 || n != 6 + argc) {
+		reply_err(f[1], EINVAL, "malformed logger request");
+		return;
+	}
+	char **argv = xrealloc(NULL, (argc + 1) * sizeof *argv);
+	memcpy(argv, f + 6, argc * sizeof *argv);
+	argv[argc] = NULL;
+	char err[512];
+	int e = logger_start(control_conn(), f[1], f[2], f[3], f[4], argv, err, sizeof err);
+	free(argv);
+	if (e) {
+		logm(LV_WARN, "logger %s failed: %s", f[2], err);
+		reply_err(f[1], e, err);
+	}
+}
+
 static void dispatch(char **f, size_t n)
 {
 	if (n < 2) {
@@ -222,10 +307,21 @@ static void dispatch(char **f, size_t n)
 		do_spawn(f, n);
 	} else if (strcmp(req, "closeio") == 0 && n == 3) {
 		spawn_closeio(f[2]);
+		console_closeio(f[2]);
 		reply_ok(f[1], NULL);
 	} else if (strcmp(req, "release") == 0 && n == 3) {
 		spawn_release(f[2]);
+		console_release(f[2]);
+		logger_release(f[2]);
 		reply_ok(f[1], NULL);
+	} else if (strcmp(req, "console") == 0) {
+		do_console(f, n);
+	} else if (strcmp(req, "consolewait") == 0) {
+		do_consolewait(f, n);
+	} else if (strcmp(req, "resize") == 0) {
+		do_resize(f, n);
+	} else if (strcmp(req, "logger") == 0) {
+		do_logger(f, n);
 	} else if (strcmp(req, "mount") == 0) {
 		do_mount(f, n);
 	} else if (strcmp(req, "umount") == 0) {
@@ -334,6 +430,7 @@ void control_tick(int64_t now)
 	int fd = daemon_connect(&cfg->daemon);
 	if (fd >= 0) {
 		ctl_fd = fd;
+		conn_no++;
 		fail_since = 0;
 		backoff_ms = SPAWN_AFTER_MS;
 		struct buf b = { 0 };

@@ -18,6 +18,12 @@ int control_wants_tick(void);
 void control_tick(int64_t now_ms);
 /* Queue a reaped event (sent now, or after the next hello). */
 void control_reaped(pid_t pid, int status, const struct timespec *ts);
+/* Number of the current control connection (0 while not connected). A reply sent later, out of
+ * the request's own dispatch, names the connection the request came on and is dropped when that
+ * connection is gone. */
+uint64_t control_conn(void);
+void control_reply_ok(uint64_t conn, const char *seq, const char *value);
+void control_reply_err(uint64_t conn, const char *seq, int err, const char *message);
 /* Write what is queued, waiting at most timeout_ms. */
 void control_flush_wait(int timeout_ms);
 void control_close(void);

@@ -1,7 +1,9 @@
 /* The monitor's process setup, poll loop, reaping and exit. */
 #include "monitor.h"
+#include "console.h"
 #include "control.h"
 #include "log.h"
+#include "logger.h"
 #include "proxy.h"
 #include "spawn.h"
 #include "util.h"
@@ -37,11 +39,13 @@ static void unlink_socket(void)
 void monitor_exit(int code)
 {
 	unlink_socket();
+	console_release_all(); /* unlinks the console sockets still listening */
 	/* e.g. the daemon's answer to containerd's Shutdown, sent just before its shutdown frame */
 	proxy_drain(200);
 	proxy_close_all();
 	control_close();
 	spawn_release_all();
+	logger_release_all();
 	close(cfg->listen_fd);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -53,6 +57,7 @@ void monitor_exit(int code)
 
 static void reap(void)
 {
+	int drained = 0;
 	for (;;) {
 		int st;
 		pid_t pid = wait4(-1, &st, WNOHANG, NULL);
@@ -69,6 +74,12 @@ static void reap(void)
 			continue;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
+		if (!drained) {
+			/* what the process wrote to its tty goes out before the daemon hears of the exit */
+			console_drain_all();
+			drained = 1;
+		}
+		logger_reaped(pid);
 		control_reaped(pid, status, &ts);
 	}
 }
@@ -125,6 +136,13 @@ static int setup(void)
 	return 0;
 }
 
+static int64_t earliest(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	return b < 0 || a < b ? a : b;
+}
+
 void monitor_run(const struct monitor_cfg *c)
 {
 	cfg = c;
@@ -152,16 +170,22 @@ void monitor_run(const struct monitor_cfg *c)
 		int accepting = now >= accept_resume;
 		if (!accepting && (deadline < 0 || accept_resume < deadline))
 			deadline = accept_resume;
+		deadline = earliest(deadline, console_deadline());
+		deadline = earliest(deadline, logger_deadline());
 
-		size_t n = 3 + proxy_slots();
+		size_t np = proxy_slots(), nc = console_slots(), nl = logger_slots();
+		size_t n = 3 + np + nc + nl;
 		if (n > npfds_cap) {
 			npfds_cap = n * 2;
 			pfds = xrealloc(pfds, npfds_cap * sizeof *pfds);
 		}
+		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc;
 		pfds[0] = (struct pollfd){ .fd = accepting ? cfg->listen_fd : -1, .events = POLLIN };
 		pfds[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfds[2] = (struct pollfd){ .fd = control_fd(), .events = control_events() };
 		proxy_fill(pfds + 3);
+		console_fill(cons);
+		logger_fill(logs);
 		for (size_t i = 0; i < n; i++)
 			pfds[i].revents = 0;
 
@@ -179,6 +203,12 @@ void monitor_run(const struct monitor_cfg *c)
 			}
 			continue;
 		}
+		/* first: requests handled below may add or remove consoles and loggers */
+		console_dispatch(cons);
+		logger_dispatch(logs);
+		now = mono_ms();
+		console_timers(now);
+		logger_timers(now);
 		if (pfds[1].revents)
 			handle_signals();
 		if (pfds[2].revents && pfds[2].fd == control_fd())

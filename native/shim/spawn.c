@@ -1,4 +1,5 @@
 #include "spawn.h"
+#include "logger.h"
 #include "util.h"
 
 #include <errno.h>
@@ -61,6 +62,10 @@ static int open_stdio(int i, const char *spec, const char *key, int added[], int
 		if (mkdir_parent(path, 0755) < 0)
 			return -1;
 		return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+	}
+	if (i > 0 && (strcmp(spec, "logger:1") == 0 || strcmp(spec, "logger:2") == 0)) {
+		int fd = logger_fd(key, spec[7] - '0');
+		return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	}
 	if (strncmp(spec, "fifo:", 5) != 0) {
 		errno = EINVAL;

@@ -8,7 +8,8 @@
 struct spawn_req {
 	const char *iokey;
 	const char *cwd;        /* "" = the monitor's cwd */
-	const char *stdio[3];   /* "", "fifo:<path>" or "file:<path>" */
+	const char *stdio[3];   /* "", "fifo:<path>", "file:<path>"; stdout/stderr also "logger:1" or
+	                         * "logger:2" (the io key's logger stdout / stderr pipe) */
 	char **argv;            /* NULL-terminated, argv[0] looked up on PATH */
 	char **envp;            /* NULL-terminated, or NULL to inherit the monitor's environment */
 };

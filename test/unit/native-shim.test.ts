@@ -16,6 +16,8 @@ import path from 'node:path';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
 const IS_ROOT = process.getuid?.() === 0;
+// The monitor's stderr is /dev/null: under ASan every shim process logs its reports to files instead.
+const SANITIZED = process.env.TSRT_SHIM_BIN !== undefined;
 
 // The fake daemon: listens on $TSRT_DAEMON_DIR/daemon.sock and speaks the monitor frame format.
 // On the first control hello it runs a script of requests and records what it saw. A proxy
@@ -115,6 +117,7 @@ function controlSession(sock) {
   const waiters = new Map();
   const reaped = new Map();
   const reapWaiters = new Map();
+  const reapHooks = new Map();
   const order = [];
   let seq = 0;
   return {
@@ -129,6 +132,7 @@ function controlSession(sock) {
         order.push('reaped:' + f[1]);
         state.reaped.push(f.slice(1, 3));
         reaped.set(Number(f[1]), f.slice(2));
+        reapHooks.get(Number(f[1]))?.(); // synchronously, before any later byte is looked at
         const w = reapWaiters.get(Number(f[1]));
         if (w) w(f.slice(2));
       }
@@ -140,6 +144,9 @@ function controlSession(sock) {
         sock.write(encode([fields[0], s, ...fields.slice(1)]));
       });
     },
+    onReaped(pid, fn) {
+      reapHooks.set(pid, fn);
+    },
     waitReaped(pid) {
       if (reaped.has(pid)) return Promise.resolve(reaped.get(pid));
       return new Promise((res) => reapWaiters.set(pid, res));
@@ -147,7 +154,166 @@ function controlSession(sock) {
   };
 }
 
-async function runChecks(ctl) {
+// Polls until fn() is truthy (5 s at most).
+async function until(what, fn) {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await sleep(10);
+  }
+}
+
+function readIfExists(p) {
+  try { return fs.readFileSync(p, 'utf8'); } catch { return ''; }
+}
+
+// Non-blocking reader of a FIFO the test holds open: read() appends what is there to text.
+function fifoReader(p) {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const b = Buffer.alloc(65536);
+  const r = {
+    text: '',
+    read() {
+      for (;;) {
+        let n;
+        try { n = fs.readSync(fd, b); } catch (e) { if (e.code === 'EAGAIN') return r.text; throw e; }
+        if (n <= 0) return r.text;
+        r.text += b.subarray(0, n).toString('latin1');
+      }
+    },
+    close() { fs.closeSync(fd); },
+  };
+  return r;
+}
+
+// utime + stime of a process, in clock ticks
+function cpuTicks(pid) {
+  const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+// console, consolewait, resize: tsrt-console-peer (native/tests) plays runc's part
+async function consoleChecks(ctl, c, monitorPid) {
+  const peer = process.env.TSRT_TEST_PEER;
+  const conIn = path.join(out, 'con-in.fifo');
+  const conOut = path.join(out, 'con-out.fifo');
+  execFileSync('mkfifo', [conIn, conOut]);
+  c.console = await ctl.req('console', 'k6', 'fifo:' + conIn, 'fifo:' + conOut);
+  const sock = c.console[2];
+  c.consoleSockIsSocket = fs.statSync(sock).isSocket();
+  c.consoleDirMode = fs.statSync(path.dirname(sock)).mode & 0o777;
+  c.consoleAgain = await ctl.req('console', 'k6', '', '');
+  c.resizeEarly = await ctl.req('resize', 'k6', 80, 24);
+  // the client's ends: the monitor's own ends keep both FIFOs open
+  const rd = fifoReader(conOut);
+  const wfd = fs.openSync(conIn, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  const waiting = ctl.req('consolewait', 'k6', 5000); // answered when the master arrives
+  const sp = await ctl.req('spawn', 'k6', '', '', '', '', 2, peer, sock, 0);
+  c.peerSpawn = sp;
+  c.consoleWait = await waiting;
+  c.consoleWaitAgain = await ctl.req('consolewait', 'k6', 0);
+  c.consoleSockAfter = fs.existsSync(sock);
+  c.monitorFdsWithMaster = fs.readdirSync('/proc/' + monitorPid + '/fd').map((fd) => {
+    try { return fs.readlinkSync('/proc/' + monitorPid + '/fd/' + fd); } catch { return ''; }
+  });
+  await until('ready from the peer', () => rd.read().includes('ready\r\n'));
+  fs.writeSync(wfd, 'echo ping\n');
+  await until('the echo', () => rd.read().includes('got:ping\r\n'));
+  c.resize = await ctl.req('resize', 'k6', 100, 40);
+  fs.writeSync(wfd, 'size\n');
+  await until('the window size', () => /size .*\r\n/.test(rd.read()));
+  c.consoleOut = rd.text;
+  rd.text = '';
+  // backpressure: nobody reads stdout, so the FIFO, the monitor's buffer and the pty fill up and
+  // the peer blocks; the monitor must sleep meanwhile, not spin
+  fs.writeSync(wfd, 'flood 300000\n');
+  await sleep(300);
+  const ticks0 = cpuTicks(monitorPid);
+  await sleep(500);
+  c.floodIdleTicks = cpuTicks(monitorPid) - ticks0;
+  await until('the flood', () => rd.read().endsWith('done\r\n'));
+  c.floodLength = rd.text.length;
+  c.floodIntact = rd.text === '0123456789'.repeat(30000) + 'done\r\n';
+  rd.text = '';
+  // what the peer wrote before exiting is in the FIFO when its reaped event arrives
+  ctl.onReaped(Number(sp[2]), () => { c.byeBeforeReaped = rd.read().includes('bye\r\n'); });
+  fs.writeSync(wfd, 'exit\n');
+  c.peerReaped = await ctl.waitReaped(Number(sp[2]));
+  c.consoleTail = rd.read();
+  c.consoleRelease = await ctl.req('release', 'k6');
+  rd.close();
+  fs.closeSync(wfd);
+
+  // consolewait: no console, and a console nobody connects to
+  c.waitNoConsole = await ctl.req('consolewait', 'k-none', 100);
+  c.resizeNoConsole = await ctl.req('resize', 'k-none', 10, 10);
+  c.console2 = await ctl.req('console', 'k7', '', '');
+  const t0 = Date.now();
+  c.waitTimeout = await ctl.req('consolewait', 'k7', 150);
+  c.waitTimeoutMs = Date.now() - t0;
+  c.console2SockBefore = fs.existsSync(c.console2[2]);
+  c.console2Release = await ctl.req('release', 'k7');
+  c.console2SockAfter = fs.existsSync(c.console2[2]);
+  c.consoleBadSpec = await ctl.req('console', 'k7', '', 'pipe:x');
+  c.consoleMissingFifo = await ctl.req('console', 'k7', 'fifo:' + path.join(out, 'no-such.fifo'), '');
+
+  // stdin EOF (closeio, then the client closes) shuts the console down; stdout to a file
+  const in3 = path.join(out, 'con3-in.fifo');
+  const out3 = path.join(out, 'con3', 'out.txt');
+  execFileSync('mkfifo', [in3]);
+  c.console3 = await ctl.req('console', 'k8', 'fifo:' + in3, 'file:' + out3);
+  const sp3 = await ctl.req('spawn', 'k8', '', '', '', '', 2, peer, c.console3[2], 0);
+  c.console3Wait = await ctl.req('consolewait', 'k8', 5000);
+  const w3 = fs.openSync(in3, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  fs.writeSync(w3, 'echo last\n');
+  await until('the echo in the file', () => readIfExists(out3).includes('got:last\r\n'));
+  await sleep(100);
+  c.peer3AliveBeforeCloseio = !ctl.reaped.has(Number(sp3[2]));
+  c.closeio3 = await ctl.req('closeio', 'k8');
+  await sleep(100);
+  c.peer3AliveAfterCloseio = !ctl.reaped.has(Number(sp3[2]));
+  fs.closeSync(w3);
+  c.peer3Reaped = await ctl.waitReaped(Number(sp3[2]));
+  c.resizeClosed = await ctl.req('resize', 'k8', 10, 10);
+  c.console3Out = fs.readFileSync(out3, 'utf8');
+  await ctl.req('release', 'k8');
+}
+
+// logger and the logger:1 / logger:2 stdio specs
+async function loggerChecks(ctl, c) {
+  const dir = path.join(out, 'logger');
+  fs.mkdirSync(dir);
+  // (the redirection to fd 5 in a subshell: dash saves an fd above 9 while it applies one itself)
+  const script = 'cat <&3 > ' + dir + '/out.log & cat <&4 > ' + dir + '/err.log & ' +
+    'trap "echo term > ' + dir + '/term.txt; exit 0" TERM; (printf r >&5); while :; do sleep 0.05; done';
+  c.logger = await ctl.req('logger', 'k10', 'c1', 'tsrt-unit', 3, '/bin/sh', '-c', script);
+  const lpid = Number(c.logger[2]);
+  c.loggerEnv = fs.readFileSync('/proc/' + lpid + '/environ', 'latin1');
+  c.loggerFds = Object.fromEntries(fs.readdirSync('/proc/' + lpid + '/fd').map((fd) => {
+    try { return [fd, fs.readlinkSync('/proc/' + lpid + '/fd/' + fd).replace(/:\[\d+\]$/, '')]; } catch { return [fd, '']; }
+  }));
+  c.loggerAgain = await ctl.req('logger', 'k10', 'c1', 'tsrt-unit', 1, '/bin/true');
+  c.loggerMissing = await ctl.req('logger', 'k11', 'c1', 'tsrt-unit', 1, '/nonexistent/tsrt-logger');
+  c.loggerMalformed = await ctl.req('logger', 'k11', 'c1', 'tsrt-unit', 2, '/bin/true');
+  c.spawnNoLogger = await ctl.req('spawn', 'k12', '', '', 'logger:1', '', 1, '/bin/true', 0);
+  const sp = await ctl.req('spawn', 'k10', '', '', 'logger:1', 'logger:2', 3, '/bin/sh', '-c',
+    'echo to-out; echo to-err >&2', 0);
+  c.loggedSpawn = sp;
+  c.loggedReaped = await ctl.waitReaped(Number(sp[2]));
+  await sleep(50);
+  c.loggerAliveBeforeRelease = !ctl.reaped.has(lpid);
+  c.loggerRelease = await ctl.req('release', 'k10');
+  c.loggerReaped = await ctl.waitReaped(lpid);
+  c.loggerTerm = readIfExists(path.join(dir, 'term.txt'));
+  await until('the logger output', () => readIfExists(path.join(dir, 'out.log')) && readIfExists(path.join(dir, 'err.log')));
+  c.loggerOut = readIfExists(path.join(dir, 'out.log'));
+  c.loggerErr = readIfExists(path.join(dir, 'err.log'));
+}
+
+async function runChecks(ctl, monitorPid) {
   const c = state.checks;
   // a plain child: reply first, then its reaped event with the exit code
   const r1 = await ctl.req('spawn', 'k1', '', '', '', '', 3, '/bin/sh', '-c', 'exit 3', 0);
@@ -212,6 +378,8 @@ async function runChecks(ctl) {
   c.unmountedBind = mountinfo(btgt) === null;
   c.mountBad = await ctl.req('mount', 'tsrt-no-such-fs', 'x', mnt, '');
   c.unknown = await ctl.req('frobnicate');
+  await consoleChecks(ctl, c, monitorPid);
+  await loggerChecks(ctl, c);
   c.order = ctl.order;
 }
 
@@ -231,7 +399,7 @@ function onControl(sock, hello, rest) {
   const marker = path.join(out, 'checks-started');
   if (state.controls.length === 1 && !fs.existsSync(marker)) {
     fs.writeFileSync(marker, '');
-    runChecks(ctl).catch((e) => state.errors.push(String(e && e.stack || e))).finally(() => { state.done = true; });
+    runChecks(ctl, hello[2]).catch((e) => state.errors.push(String(e && e.stack || e))).finally(() => { state.done = true; });
   } else {
     state.done = true;
   }
@@ -325,9 +493,10 @@ const test = net.createServer((sock) => {
       server.close();
       test.close();
       sock.end(JSON.stringify(['dying']) + '\n', () => process.exit(1));
-    } else if (cmd.cmd === 'spawn') {
+    } else if (cmd.cmd === 'spawn' || cmd.cmd === 'req') {
       const s = sessions.get(cmd.monitor);
-      const r = s ? await s.ctl.req('spawn', ...cmd.args) : ['no-such-monitor'];
+      const args = cmd.cmd === 'spawn' ? ['spawn', ...cmd.args] : cmd.args;
+      const r = s ? await s.ctl.req(...args) : ['no-such-monitor'];
       sock.end(JSON.stringify(r) + '\n');
     }
   });
@@ -565,6 +734,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
 
   before(() => {
     if (!process.env.TSRT_SHIM_BIN) execFileSync('make', ['-s', '-C', path.join(ROOT, 'native')], { stdio: 'inherit' });
+    execFileSync('make', ['-s', '-C', path.join(ROOT, 'native'), 'tests'], { stdio: 'inherit' });
     tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-native-')));
     address = path.join(tmp, 'containerd.sock');
     // TTRPC_ADDRESS is left unset: the shim falls back to <-address>.ttrpc
@@ -572,12 +742,16 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     daemonDir = `/run/tsrt/${createHash('sha256').update(ttrpc).digest('hex').slice(0, 16)}`;
     const script = path.join(tmp, 'daemon.mjs');
     fs.writeFileSync(script, DAEMON_JS);
-    env = { ...process.env, TSRT_NODE: process.execPath, TSRT_DAEMON: script, TSRT_TEST_OUT: tmp };
+    env = { ...process.env, TSRT_NODE: process.execPath, TSRT_DAEMON: script, TSRT_TEST_OUT: tmp,
+      ASAN_OPTIONS: [process.env.ASAN_OPTIONS, `log_path=${tmp}/sanitizer/asan`].filter(Boolean).join(':'),
+      UBSAN_OPTIONS: [process.env.UBSAN_OPTIONS, `log_path=${tmp}/sanitizer/ubsan`].filter(Boolean).join(':'),
+      TSRT_TEST_PEER: path.join(ROOT, 'native/build/tests/tsrt-console-peer') };
     delete env.TTRPC_ADDRESS;
     delete env.TSRT_DAEMON_DIR;
     b1 = path.join(tmp, 'bundle1');
     b2 = path.join(tmp, 'bundle2');
     for (const b of [b1, b2]) fs.mkdirSync(path.join(b, 'rootfs'), { recursive: true });
+    fs.mkdirSync(path.join(tmp, 'sanitizer'));
     // escapes everywhere; the group is spelt with \u002d; the runc group key wins over sandbox-id
     fs.writeFileSync(path.join(b1, 'config.json'), `{"ociVersion":"1.0.2","process":{"args":["sh","-c","echo \\"}\\""],
       "env":[]},"root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}]},"x":[1.5e3,-0,true,null,{}],
@@ -740,6 +914,79 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     });
     assert.ok(!daemonFds.includes(`socket:[${inode}]`));
     assert.equal(fds.filter((l) => l === `socket:[${inode}]`).length, 1, 'the monitor has it once');
+  });
+
+  it('monitor serves console, consolewait and resize (a pty master over the console socket)', async () => {
+    const state = await daemonCmd(daemonDir, { cmd: 'state' });
+    assert.ok(state.done);
+    const c = state.checks;
+    assert.equal(c.console[0], 'ok');
+    assert.match(c.console[2], new RegExp(`^/run/tsrt/console/${monitorPid}-\\d+\\.sock$`));
+    assert.ok(c.consoleSockIsSocket);
+    assert.equal(c.consoleDirMode, 0o700);
+    assert.deepEqual(c.consoleAgain.slice(0, 3), ['error', c.consoleAgain[1], '17']); // EEXIST
+    assert.deepEqual(c.resizeEarly.slice(0, 3), ['error', c.resizeEarly[1], '2']); // no master yet
+    assert.equal(c.peerSpawn[0], 'ok');
+    assert.deepEqual(c.consoleWait, ['ok', c.consoleWait[1]]);
+    assert.deepEqual(c.consoleWaitAgain, ['ok', c.consoleWaitAgain[1]]);
+    assert.ok(!c.consoleSockAfter, 'the listener is unlinked once the master has arrived');
+    // the master is kept, the extra fd sent along with it (the slave) is closed
+    assert.equal(c.monitorFdsWithMaster.filter((l: string) => /^\/dev\/(pts\/)?ptmx$/.test(l)).length, 1,
+      c.monitorFdsWithMaster.join(' '));
+    assert.ok(!c.monitorFdsWithMaster.some((l: string) => /^\/dev\/pts\/\d+$/.test(l)), c.monitorFdsWithMaster.join(' '));
+    assert.deepEqual(c.resize, ['ok', c.resize[1]]);
+    // bytes pass unchanged both ways; \r\n is the pty's own ONLCR
+    assert.equal(c.consoleOut, 'ready\r\ngot:ping\r\nsize 40 100\r\n');
+    assert.ok(c.floodIdleTicks <= 5, `monitor CPU while stdout is full: ${c.floodIdleTicks} ticks in 500 ms`);
+    assert.equal(c.floodLength, 300006);
+    assert.ok(c.floodIntact, 'the flood arrived whole and in order');
+    assert.equal(c.consoleTail, 'bye\r\n');
+    assert.equal(c.peerReaped[0], '0');
+    assert.ok(c.byeBeforeReaped, 'output is drained to the stdout FIFO before the reaped event');
+    assert.equal(c.consoleRelease[0], 'ok');
+
+    assert.deepEqual(c.waitNoConsole.slice(0, 3), ['error', c.waitNoConsole[1], '2']); // ENOENT
+    assert.deepEqual(c.resizeNoConsole.slice(0, 3), ['error', c.resizeNoConsole[1], '2']);
+    assert.equal(c.console2[0], 'ok');
+    assert.notEqual(c.console2[2], c.console[2]);
+    assert.deepEqual(c.waitTimeout.slice(0, 3), ['error', c.waitTimeout[1], '110']); // ETIMEDOUT
+    assert.ok(c.waitTimeoutMs >= 140 && c.waitTimeoutMs < 2000, String(c.waitTimeoutMs));
+    assert.ok(c.console2SockBefore);
+    assert.equal(c.console2Release[0], 'ok');
+    assert.ok(!c.console2SockAfter, 'release unlinks a socket still listening');
+    assert.deepEqual(c.consoleBadSpec.slice(0, 3), ['error', c.consoleBadSpec[1], '22']);
+    assert.deepEqual(c.consoleMissingFifo.slice(0, 3), ['error', c.consoleMissingFifo[1], '2']);
+
+    assert.equal(c.console3[0], 'ok');
+    assert.equal(c.console3Wait[0], 'ok');
+    assert.ok(c.peer3AliveBeforeCloseio);
+    assert.equal(c.closeio3[0], 'ok');
+    assert.ok(c.peer3AliveAfterCloseio, 'the client still holds stdin open');
+    assert.equal(c.peer3Reaped[0], '3', 'the console shut down at stdin EOF: the slave read EOF');
+    assert.deepEqual(c.resizeClosed.slice(0, 3), ['error', c.resizeClosed[1], '2']);
+    assert.equal(c.console3Out, 'ready\r\ngot:last\r\n');
+    assert.deepEqual(fs.readdirSync('/run/tsrt/console').filter((f) => f.startsWith(`${monitorPid}-`)), []);
+  });
+
+  it('monitor runs binary:// loggers and hands their pipes to spawn (logger:1, logger:2)', async () => {
+    const state = await daemonCmd(daemonDir, { cmd: 'state' });
+    const c = state.checks;
+    assert.equal(c.logger[0], 'ok');
+    assert.equal(c.loggerEnv, 'CONTAINER_ID=c1\0CONTAINER_NAMESPACE=tsrt-unit\0');
+    // the shell keeps what it got: /dev/null stdio, the two read ends and the ready write end
+    assert.deepEqual(c.loggerFds, { 0: '/dev/null', 1: '/dev/null', 2: '/dev/null', 3: 'pipe', 4: 'pipe', 5: 'pipe' });
+    assert.deepEqual(c.loggerAgain.slice(0, 3), ['error', c.loggerAgain[1], '17']); // EEXIST
+    assert.deepEqual(c.loggerMissing.slice(0, 3), ['error', c.loggerMissing[1], '2']); // exec ENOENT
+    assert.deepEqual(c.loggerMalformed.slice(0, 3), ['error', c.loggerMalformed[1], '22']);
+    assert.deepEqual(c.spawnNoLogger.slice(0, 3), ['error', c.spawnNoLogger[1], '2']);
+    assert.equal(c.loggedSpawn[0], 'ok');
+    assert.equal(c.loggedReaped[0], '0');
+    assert.ok(c.loggerAliveBeforeRelease);
+    assert.equal(c.loggerRelease[0], 'ok');
+    assert.equal(c.loggerReaped[0], '0', 'the logger exited through its SIGTERM trap');
+    assert.equal(c.loggerTerm, 'term\n');
+    assert.equal(c.loggerOut, 'to-out\n');
+    assert.equal(c.loggerErr, 'to-err\n');
   });
 
   it('a second start in the same group reuses the monitor', async () => {
@@ -933,6 +1180,10 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
   });
 
   it('shutdown makes the monitor remove its socket and exit', async () => {
+    // a console socket nobody connected to goes away with the monitor
+    const con = await daemonCmd(daemonDir, { cmd: 'req', monitor: monitorId, args: ['console', 'k-exit', '', ''] });
+    assert.equal(con[0], 'ok');
+    assert.ok(fs.statSync(con[2]).isSocket());
     const { sock, reader } = await connectFramed(sockPath);
     const ended = new Promise<void>((res) => sock.once('close', () => res()));
     sock.write(ttrpcFrame(21, 'shutdown-rpc'));
@@ -944,6 +1195,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     const state = await daemonCmd(daemonDir, { cmd: 'state' });
     assert.deepEqual(state.shutdownReply, ['ok', state.shutdownReply[1]]);
     assert.ok(!fs.existsSync(sockPath), 'socket removed');
+    assert.ok(!fs.existsSync(con[2]), 'console socket removed');
     assert.deepEqual(shimProcesses(tmp), []);
     // the daemon was started detached: it is not a child of this test process
     assert.notEqual(ppidOf(daemonPid), process.pid);
@@ -958,5 +1210,11 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     assert.ok(lines.some((l) => l.includes('msg="monitor started on unix:///run/containerd/s/')));
     assert.ok(lines.some((l) => l.includes('level=debug msg="reaped pid ')), '-debug enables debug lines');
     assert.ok(lines.some((l) => l.includes('msg="monitor exiting"')));
+  });
+
+  it('the sanitizers reported nothing (ASan build)', { skip: SANITIZED ? false : 'not the ASan build' }, () => {
+    const dir = path.join(tmp, 'sanitizer');
+    const reports = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
+    assert.deepEqual(reports, []);
   });
 });
