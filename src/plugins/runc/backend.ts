@@ -3,12 +3,15 @@
 // to the monitor (a child subreaper) and reaped there; short-lived commands run from the daemon.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendInit, CreateRequest, ExecRequest, Stdio } from '../backend.js';
 import { InvalidArgumentError, NotFoundError, RuntimeError } from '../../shim/errors.js';
 import { cgroupMode } from '../../cgroups/mode.js';
 
+// Bundles live on /run (tmpfs): the small files of the per-process hot path (pid files, exec process files)
+// are read and written synchronously, tens of microseconds, cheaper than a thread-pool round trip.
 const RUNTIME_STATE_FILE = 'tsrt-runtime';
 /** How long a runtime may take to hand over the pty master after `create`/`exec` returned. */
 const CONSOLE_WAIT_MS = 10_000;
@@ -110,7 +113,7 @@ export function createRuncBackend(init: BackendInit): Backend {
     const exit = await host.waitExit(pid);
     if (exit.status !== 0) throw await failure(op, bundle, { code: exit.status, stdout: '', stderr: '' });
     if (stdio.terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
-    const processPid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+    const processPid = Number(readFileSync(pidFile, 'utf8').trim());
     if (!Number.isInteger(processPid) || processPid <= 0) throw new RuntimeError(`OCI runtime ${op} wrote a bad pid file ${pidFile}`);
     return processPid;
   }
@@ -126,7 +129,7 @@ export function createRuncBackend(init: BackendInit): Backend {
       bundles.set(req.id, req.bundle);
       // The delete binary reads this to clean up after a dead shim.
       const wrapper = prefix.length > 0 ? `wrapper=${prefix[0]}\n` : '';
-      await fs.writeFile(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
+      writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
       const pidFile = path.join(req.bundle, 'init.pid');
       const args = ['--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), req.id];
       const pid = await spawnWithPid('create', req.bundle, req.ioKey, req.stdio, args, pidFile);
@@ -143,14 +146,13 @@ export function createRuncBackend(init: BackendInit): Backend {
     async exec(req: ExecRequest) {
       const bundle = bundleOf(req.id);
       const { pidFile, processFile } = execFiles(bundle, req.execId);
-      await fs.writeFile(processFile, JSON.stringify(req.spec), { mode: 0o600 });
+      writeFileSync(processFile, JSON.stringify(req.spec), { mode: 0o600 });
       try {
         const pid = await spawnWithPid('exec', bundle, req.ioKey, req.stdio, ['--process', processFile, '--detach', req.id], pidFile);
         watchExit(req.id, req.execId, pid);
         return { pid };
       } finally {
-        // Not awaited: the exec's Start need not wait for it (deleteExec removes it too).
-        fs.rm(processFile, { force: true }).catch(() => undefined);
+        rmSync(processFile, { force: true });
       }
     },
 
@@ -158,7 +160,8 @@ export function createRuncBackend(init: BackendInit): Backend {
       const bundle = bundles.get(id);
       if (!bundle) return;
       const { pidFile, processFile } = execFiles(bundle, execId);
-      await Promise.all([fs.rm(pidFile, { force: true }), fs.rm(processFile, { force: true })]);
+      rmSync(pidFile, { force: true });
+      rmSync(processFile, { force: true });
     },
 
     async start(id) {
