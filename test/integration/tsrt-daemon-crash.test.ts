@@ -69,3 +69,25 @@ test('a foreground ctr run waiting on its container does not notice a daemon cra
   await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: 'bundle removed' });
   assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
 });
+
+test('an exec running across a daemon crash: its ctr gets its exit code, task ps still names it', { timeout: 120_000 }, async () => {
+  const cd = suite.containerd();
+  const image = suite.image();
+  const id = uniqueId('execcrash');
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, id, 'sleep', '600']);
+  const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'sleep 3; echo done; exit 6']);
+  await waitFor(async () => /ExecID:survivor,/.test((await cd.ctr(['task', 'ps', id])).stdout), 10_000, { what: 'exec running' });
+  const old = daemonPid(cd);
+  process.kill(old, 'SIGKILL');
+  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', 20_000, { what: 'served by a new daemon' });
+  assert.notEqual(daemonPid(cd), old);
+  assert.match((await cd.ctrOk(['task', 'ps', id])), /ExecID:survivor,/, 'the new daemon knows the exec');
+  const r = await exec.result;
+  assert.deepEqual([r.code, r.stdout], [6, 'done\n'], r.stderr);
+  await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+  await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', 10_000, { what: 'stopped' });
+  await cd.ctrOk(['task', 'delete', id]);
+  await cd.ctrOk(['containers', 'rm', id]);
+  await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: 'bundle removed' });
+  assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+});
