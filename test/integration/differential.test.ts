@@ -539,6 +539,20 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
       same(r, { ref: (v) => assert.deepEqual(v, { code: 4, stdout: 'hi\r\r\n30 100\r\r\ntty0\r\r\ntty1\r\r\n', stderr: '' }) });
     });
 
+    test('ctr task exec -t of an interactive shell: typed lines reach it, its output and exit code come back', async () => {
+      const r = await both('exec-tty-typed', async (x) => {
+        await detached(x);
+        const type = ['echo typed-$((6*7))\n', 'exit 3\n'];
+        return seen(x, await ctrInTerminal(x.c, ['task', 'exec', '-t', '--exec-id', 'sh1', x.id, 'sh'], { type, typeDelayMs: 1200 }));
+      });
+      same(r, {
+        ref: (v) => {
+          assert.equal(v.code, 3);
+          assert.match(v.stdout, /echo typed-\$\(\(6\*7\)\)\r\r\ntyped-42\r\r\n/);
+        },
+      });
+    });
+
     test('10 concurrent execs each get their own output and exit code', async () => {
       const r = await both('exec-10', async (x) => {
         await detached(x);

@@ -967,12 +967,15 @@ export interface TerminalOptions {
   rows?: number;
   timeoutMs?: number;
   namespace?: string;
+  /** typed into the terminal: each string after `typeDelayMs` (default 1000 ms) more; nothing by default */
+  type?: string[];
+  typeDelayMs?: number;
 }
 
 /**
  * Run `ctr ... args` with a terminal as its stdin/stdout (for `-t`), under util-linux `script`.
  * The window size is set with stty before ctr starts. script's own stdin is a pipe that is never
- * written nor closed, so nothing is typed into the container's terminal. Resolves with what the
+ * closed; it is written only with `opts.type`, so otherwise nothing is typed into the container's terminal. Resolves with what the
  * terminal showed (stdout) and ctr's exit code (script -e passes it on).
  */
 export function ctrInTerminal(c: Containerd, args: string[], opts: TerminalOptions = {}): Promise<CmdResult> {
@@ -984,5 +987,17 @@ export function ctrInTerminal(c: Containerd, args: string[], opts: TerminalOptio
   const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
   child.stdin?.on('error', () => {});
   const result = collect(child, opts.timeoutMs ?? 60_000);
-  return result.finally(() => child.stdin?.destroy());
+  let typing: NodeJS.Timeout | undefined;
+  const typeNext = (rest: string[]) => {
+    if (rest.length === 0) return;
+    typing = setTimeout(() => {
+      child.stdin?.write(rest[0]!);
+      typeNext(rest.slice(1));
+    }, opts.typeDelayMs ?? 1000);
+  };
+  typeNext(opts.type ?? []);
+  return result.finally(() => {
+    clearTimeout(typing);
+    child.stdin?.destroy();
+  });
 }
