@@ -27,6 +27,8 @@ export interface ContainerRecord {
   sharedPidNs?: boolean;
   stdio: ProcessStdio;
   init: ProcessRecord;
+  /** The init's exit while it waits for its execs to exit first (task-service.ts, "Event order"). */
+  heldInitExit?: { status: number; at: string } | null;
   execs?: ExecRecord[];
 }
 

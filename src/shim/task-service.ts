@@ -122,6 +122,7 @@ export class TaskService {
     return {
       id: c.id, namespace: c.namespace, bundle: c.bundle, backend: c.backendName, config: c.config,
       rootfsMounted: c.rootfsMounted, sharedPidNs: c.sharedPidNs, stdio: c.init.stdio, init: processRecord(c.init),
+      heldInitExit: c.heldInitExit && { status: c.heldInitExit.status, at: c.heldInitExit.at.toISOString() },
       execs: [...c.execs.values()].map((e) => ({ ...processRecord(e), execId: e.execId, stdio: e.stdio, spec: e.spec })),
     };
   }
@@ -163,14 +164,17 @@ export class TaskService {
       }
       const c: Container = {
         id: r.id, namespace: r.namespace, bundle: r.bundle, backendName: r.backend, config: r.config,
-        rootfsMounted: r.rootfsMounted, sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, heldInitExit: null, logger,
+        rootfsMounted: r.rootfsMounted, sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, logger,
+        // The monitor reported that exit to the earlier daemon once; it is not reported again.
+        heldInitExit: r.heldInitExit ? { pid: init.pid, status: r.heldInitExit.status, at: new Date(r.heldInitExit.at) } : null,
       };
       this.containers.set(r.id, c);
       backend.adopt({
-        id: r.id, bundle: r.bundle, pid: init.pid, running: !init.hasExited && init.status !== 'deleted',
+        id: r.id, bundle: r.bundle, pid: init.pid, running: !init.hasExited && !c.heldInitExit && init.status !== 'deleted',
         runningExecs: [...execs.values()].filter((e) => e.pid > 0 && !e.hasExited && e.status !== 'stopped').map((e) => ({ execId: e.execId, pid: e.pid })),
       });
       logger.log.info({ pid: init.pid, status: init.status, execs: execs.size }, 'container state restored by a new daemon');
+      this.releaseHeldInitExit(c);
     }
   }
 
@@ -229,8 +233,12 @@ export class TaskService {
     if (p === c.init && this.liveExecs(c) > 0) {
       c.heldInitExit = exit;
       c.logger.log.info({ pid: exit.pid, status: exit.status }, 'init exited; waiting for its execs to exit first');
+      this.persist(c);
       if (c.sharedPidNs) {
-        c.backend.kill(c.id, 9, true).catch((e) => c.logger.log.warn({ err: (e as Error).message }, 'killing the execs failed'));
+        c.backend.kill(c.id, 9, true).catch((e) => {
+          c.logger.log.warn({ err: (e as Error).message }, 'killing the container failed; killing its execs one by one');
+          for (const x of c.execs.values()) if (x.isLive && x.pid > 0) try { process.kill(x.pid, 9); } catch { /* gone */ }
+        });
       }
       return;
     }

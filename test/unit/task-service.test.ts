@@ -68,11 +68,13 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
     umount: async () => undefined,
   } as unknown as MonitorLink;
   const backend = new ScriptedBackend();
-  const service = new TaskService({
+  const newService = () => new TaskService({
     link, router: new ExitRouter(), events, log: pino({ level: 'silent' }), store: new StateStore(path.join(dir, 'state')),
     onEmpty: () => undefined, loadBackend: async () => backend.factory,
   });
-  const h = service.handlers();
+  let h = newService().handlers();
+  /** A new daemon: a fresh service restored from what the first one recorded. */
+  const restart = () => { h = newService().handlers(); };
   const ctx = (): RequestContext => ({ service: 'containerd.task.v2.Task', method: '', metadata: new Map(), signal: new AbortController().signal });
   const call = (m: string, bytes: Uint8Array): Promise<Uint8Array> => (h[m] as Handler)(bytes, ctx());
   const rpc = {
@@ -92,7 +94,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, topics, backend, restart, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -143,6 +145,22 @@ test("every exec's TaskExit comes before its init's TaskExit", async () => {
   assert.deepEqual(t.topics, ['/tasks/exit', '/tasks/exit']);
   assert.equal((await t.rpc.wait('c1', 'e1')).exitStatus, 137);
   assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  t.cleanup();
+});
+
+test('an init exit held for its execs survives a daemon restart', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  await t.rpc.start('c1', 'e1');
+  t.backend.exit('c1', '', 100, 0);
+  t.restart();
+  assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.RUNNING, 'restored, still held');
+  t.topics.length = 0;
+  t.backend.exit('c1', 'e1', 101, 137);
+  assert.deepEqual(t.topics, ['/tasks/exit', '/tasks/exit']);
+  assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.STOPPED);
   t.cleanup();
 });
 
