@@ -9,7 +9,6 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   RUNC_V2,
-  TSRT_V2,
   buildBusyboxImage,
   processesWithCwdUnder,
   startContainerd,
@@ -19,38 +18,8 @@ import {
   type Containerd,
 } from '../test/integration/harness.js';
 import { isAlive, pssKiB, readCmdline } from '../test/integration/lib/procfs.js';
-
-const RUNTIMES = [RUNC_V2, TSRT_V2] as const;
-type Runtime = (typeof RUNTIMES)[number];
+import { RUNTIMES, alternate, benchArgs, firstLines, fmt, printLatency, printTable, runBench, timeCtr, type Runtime, type Sample } from './common.js';
 const IDLE_CONTAINERS = 10;
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  // nearest-rank
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
-}
-
-const median = (sorted: number[]) => {
-  if (!sorted.length) return NaN;
-  const m = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[m] as number) : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2;
-};
-
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-}
-
-function firstLines(s: string, n = 6): string {
-  return s.trim().split('\n').slice(0, n).join('\n    ');
-}
 
 /** Remove whatever a failed `ctr run --rm` left behind for `id` (best effort). */
 async function scrub(c: Containerd, id: string): Promise<void> {
@@ -58,15 +27,11 @@ async function scrub(c: Containerd, id: string): Promise<void> {
   await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
 }
 
-async function lifecycle(c: Containerd, image: string, rt: Runtime): Promise<{ ms: number; error?: string }> {
+async function lifecycle(c: Containerd, image: string, rt: Runtime): Promise<Sample> {
   const id = uniqueId(rt === RUNC_V2 ? 'runc' : 'tsrt');
-  const t0 = process.hrtime.bigint();
-  const r = await c.ctr(['run', '--rm', '--runtime', rt, image, id, 'true'], { timeoutMs: 60_000 });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.code === 0) return { ms };
-  await scrub(c, id);
-  const status = r.code !== null ? `exit ${r.code}` : `signal ${r.signal}`;
-  return { ms, error: `${status}: ${firstLines(r.stderr || r.stdout)}` };
+  const r = await timeCtr(c, ['run', '--rm', '--runtime', rt, image, id, 'true']);
+  if (r.error) await scrub(c, id);
+  return r;
 }
 
 function exeName(pid: number): string {
@@ -138,56 +103,15 @@ async function idleMemory(c: Containerd, image: string, rt: Runtime): Promise<Me
 }
 
 async function main(): Promise<void> {
-  const n = Number(process.argv[2] ?? 30);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`usage: bench/lifecycle.ts [N>=1], got ${process.argv[2]}`);
-
+  const { n, stopped } = benchArgs('bench/lifecycle.ts');
   const c = await startContainerd({ logLevel: 'info' });
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error('\ninterrupted, cleaning up…');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   try {
     const image = await buildBusyboxImage(c);
-    console.log(`containerd root ${c.root}; shim dir ${c.shimDir}; ${n} runs per runtime, alternating\n`);
+    console.log(`containerd root ${c.root}; shim dir ${c.shimDir}; ${n} runs per runtime, alternating`);
+    const runs = await alternate(n, (rt) => lifecycle(c, image, rt), { stop: stopped });
+    printLatency('ctr run --rm IMG ID true', runs);
 
-    const times: Record<Runtime, number[]> = { [RUNC_V2]: [], [TSRT_V2]: [] };
-    const failures: Record<Runtime, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
-    const errorsShown: Record<Runtime, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
-
-    const report = (rt: Runtime, what: string, err: string) => {
-      if (what !== 'warm-up') failures[rt]++;
-      if (errorsShown[rt]++ < 3) console.log(`  ${rt} ${what} failed: ${err}`);
-      else if (errorsShown[rt] === 4) console.log(`  ${rt}: further errors not shown`);
-    };
-
-    for (const rt of RUNTIMES) {
-      const w = await lifecycle(c, image, rt);
-      if (w.error) report(rt, 'warm-up', w.error);
-    }
-    for (let i = 0; i < n && !interrupted; i++) {
-      const order = i % 2 === 0 ? RUNTIMES : [...RUNTIMES].reverse();
-      for (const rt of order) {
-        const r = await lifecycle(c, image, rt);
-        if (r.error) report(rt, `run ${i + 1}`, r.error);
-        else times[rt].push(r.ms);
-      }
-    }
-
-    console.log('\nctr run --rm IMG ID true, wall clock');
-    const rows = RUNTIMES.map((rt) => {
-      const s = [...times[rt]].sort((a, b) => a - b);
-      return [rt, String(s.length), String(failures[rt]), fmt(median(s)), fmt(percentile(s, 90)), fmt(s[0] ?? NaN)];
-    });
-    printTable(['runtime', 'n', 'failed', 'median ms', 'p90 ms', 'min ms'], rows);
-    const sorted = (rt: Runtime) => [...times[rt]].sort((a, b) => a - b);
-    const ratio = median(sorted(TSRT_V2)) / median(sorted(RUNC_V2));
-    console.log(`tsrt/runc-v2 ratio of medians: ${fmt(ratio, 2)}`);
-
-    if (!interrupted) {
+    if (!stopped()) {
       console.log(`\nidle shim memory, ${IDLE_CONTAINERS} detached containers per runtime (sum of PSS)`);
       const memRows: string[][] = [];
       for (const rt of RUNTIMES) {
@@ -212,10 +136,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-    process.exit(1);
-  },
-);
+runBench(main);

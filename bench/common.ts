@@ -1,0 +1,124 @@
+// Figures, tables and the alternating latency runs the bench scripts share.
+import { RUNC_V2, TSRT_V2, type Containerd } from '../test/integration/harness.js';
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
+}
+
+export function median(sorted: number[]): number {
+  if (!sorted.length) return NaN;
+  const m = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[m] as number) : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2;
+}
+
+export const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+export const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** First column left-aligned, the others right-aligned, a dashed rule under the header. */
+export function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+/** The first lines of a command's output, indented for an error report. */
+export const firstLines = (s: string, n = 6): string => s.trim().split('\n').slice(0, n).join('\n    ');
+
+// ---- latency runs shared by the bench scripts -------------------------------------------------
+
+export const RUNTIMES = [RUNC_V2, TSRT_V2] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** One timed operation: its wall clock, or why it failed. */
+export interface Sample { ms: number; error?: string }
+
+export interface LatencyRuns {
+  times: Record<Runtime, number[]>;
+  failures: Record<Runtime, number>;
+}
+
+/**
+ * One warm-up per runtime, then `n` rounds alternating which runtime goes first, so that both see the
+ * same machine load. `skip` leaves a runtime out (e.g. its container could not start). The first three
+ * errors per runtime are printed.
+ */
+export async function alternate(n: number, op: (rt: Runtime, round: number | 'warm-up') => Promise<Sample>,
+  opts: { stop: () => boolean; skip?: ReadonlySet<Runtime> }): Promise<LatencyRuns> {
+  const times: Record<Runtime, number[]> = { [RUNC_V2]: [], [TSRT_V2]: [] };
+  const failures: Record<Runtime, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
+  const shown: Record<Runtime, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
+  const report = (rt: Runtime, what: string, err: string) => {
+    if (what !== 'warm-up') failures[rt]++;
+    if (shown[rt]++ < 3) console.log(`  ${rt} ${what} failed: ${err}`);
+    else if (shown[rt] === 4) console.log(`  ${rt}: further errors not shown`);
+  };
+  const active = RUNTIMES.filter((rt) => !opts.skip?.has(rt));
+  for (const rt of active) {
+    const w = await op(rt, 'warm-up');
+    if (w.error) report(rt, 'warm-up', w.error);
+  }
+  for (let i = 0; i < n && !opts.stop(); i++) {
+    for (const rt of i % 2 === 0 ? active : [...active].reverse()) {
+      const r = await op(rt, i);
+      if (r.error) report(rt, `run ${i + 1}`, r.error);
+      else times[rt].push(r.ms);
+    }
+  }
+  return { times, failures };
+}
+
+/** The latency table (median, p90, mean, min) and the ratio of medians. */
+export function printLatency(title: string, runs: LatencyRuns, skip?: ReadonlySet<Runtime>): void {
+  console.log(`\n${title}, wall clock`);
+  const sorted = (rt: Runtime) => [...runs.times[rt]].sort((a, b) => a - b);
+  const rows = RUNTIMES.map((rt) => {
+    const s = sorted(rt);
+    const failed = skip?.has(rt) ? 'skipped' : String(runs.failures[rt]);
+    return [rt, String(s.length), failed, fmt(median(s)), fmt(percentile(s, 90)), fmt(mean(s)), fmt(s[0] ?? NaN)];
+  });
+  printTable(['runtime', 'n', 'failed', 'median ms', 'p90 ms', 'mean ms', 'min ms'], rows);
+  console.log(`tsrt/runc-v2 ratio of medians: ${fmt(median(sorted(TSRT_V2)) / median(sorted(RUNC_V2)), 2)}`);
+}
+
+/** Times one ctr command; a non-zero exit is a failed sample. */
+export async function timeCtr(c: Containerd, args: string[]): Promise<Sample> {
+  const t0 = process.hrtime.bigint();
+  const r = await c.ctr(args, { timeoutMs: 60_000 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.code === 0) return { ms };
+  const status = r.code !== null ? `exit ${r.code}` : `signal ${r.signal}`;
+  return { ms, error: `${status}: ${firstLines(r.stderr || r.stdout)}` };
+}
+
+/** N from argv (default 30), and a flag that turns true on SIGINT/SIGTERM so the script can clean up. */
+export function benchArgs(script: string): { n: number; stopped: () => boolean } {
+  const n = Number(process.argv[2] ?? 30);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`usage: ${script} [N>=1], got ${process.argv[2]}`);
+  let stopped = false;
+  const onSignal = () => {
+    if (stopped) return;
+    stopped = true;
+    console.error('\ninterrupted, cleaning up…');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { n, stopped: () => stopped };
+}
+
+/** Runs a bench's main and exits with its outcome. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+      process.exit(1);
+    },
+  );
+}
