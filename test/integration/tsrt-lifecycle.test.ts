@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   TSRT_V2,
   containerdForFile,
+  ctrInTerminal,
   listZombies,
   mountsUnder,
   processesWithCwdUnder,
@@ -17,6 +18,7 @@ import {
   taskStatus as harnessTaskStatus,
   type Containerd,
 } from './harness.js';
+import { tasksClientFor } from './lib/tasks-client.js';
 
 const suite = containerdForFile({ before, after });
 const need = (): Containerd => suite.containerd();
@@ -166,6 +168,30 @@ for (const v of variants) {
         await cd.ctrOk(['containers', 'rm', id]);
       }
       await assertGone(id);
+    });
+
+    test('tty run and exec (size passed through), Update through the Tasks API, file:// log', async () => {
+      const cd = need();
+      const tty = await ctrInTerminal(cd, ['run', '-t', '--rm', ...v.runtimeArgs(), suite.image(), uniqueId(`tty-${v.name}`), 'sh', '-c', 'sleep 0.3; stty size; exit 4'], { cols: 77, rows: 22 });
+      assert.deepEqual([tty.code, tty.stdout], [4, '22 77\r\r\n']);
+      const id = uniqueId(`upd-${v.name}`);
+      await cd.ctrOk(['run', '-d', ...v.runtimeArgs(), suite.image(), id, 'sleep', '600']);
+      try {
+        const ex = await ctrInTerminal(cd, ['task', 'exec', '-t', '--exec-id', 'tty', id, 'sh', '-c', 'sleep 0.3; echo hi; exit 5']);
+        assert.deepEqual([ex.code, ex.stdout], [5, 'hi\r\r\n']);
+        await tasksClientFor(cd).update(id, { memory: { limit: 50 << 20 } });
+        assert.equal(readFileSync(join('/sys/fs/cgroup/memory', cd.ns, id, 'memory.limit_in_bytes'), 'utf8').trim(), String(50 << 20));
+      } finally {
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
+        await cd.ctrOk(['task', 'delete', id]);
+        await cd.ctrOk(['containers', 'rm', id]);
+      }
+      await assertGone(id);
+      const log = join(cd.root, `${v.name}-out.log`);
+      const r = await cd.ctr(['run', '--rm', ...v.runtimeArgs(), '--log-uri', `file://${log}`, suite.image(), uniqueId(`log-${v.name}`), 'sh', '-c', 'echo to-file'], { timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(log, 'utf8'), 'to-file\n');
     });
 
     test('a process that forks a daemon and exits leaves no zombie', async () => {
