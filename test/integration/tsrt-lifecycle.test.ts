@@ -179,7 +179,12 @@ for (const v of variants) {
       try {
         const ex = await ctrInTerminal(cd, ['task', 'exec', '-t', '--exec-id', 'tty', id, 'sh', '-c', 'sleep 0.3; echo hi; exit 5']);
         assert.deepEqual([ex.code, ex.stdout], [5, 'hi\r\r\n']);
-        await tasksClientFor(cd).update(id, { memory: { limit: 50 << 20 } });
+        const tasks = tasksClientFor(cd);
+        try {
+          await tasks.update(id, { memory: { limit: 50 << 20 } });
+        } finally {
+          tasks.close();
+        }
         assert.equal(readFileSync(join('/sys/fs/cgroup/memory', cd.ns, id, 'memory.limit_in_bytes'), 'utf8').trim(), String(50 << 20));
       } finally {
         await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
