@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Generates src/gen/proto.js (static protobufjs code, ES module) and src/gen/proto.d.ts from
-// every .proto file under proto/.
+// Generates static protobufjs code (ES modules with .d.ts) from the .proto files under proto/:
+// src/gen/proto.js from everything but proto/cgroups/, src/gen/cgroups.js from proto/cgroups/ (see
+// MODULES below).
 //
 //   node scripts/gen-proto.mjs          generate
 //   node scripts/gen-proto.mjs --bench  generate, then compare load+decode time of the static
@@ -54,7 +55,17 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const protoDir = join(root, 'proto');
 const outDir = join(root, 'src', 'gen');
 const outJs = join(outDir, 'proto.js');
-const outDts = join(outDir, 'proto.d.ts');
+
+// Generated modules. Everything the shim needs on every request goes to proto.js; the cgroups metrics
+// (large, and needed only by Stats) go to cgroups.js, their own protobufjs root, which the daemon loads
+// only when a Stats call first needs it.
+const MODULES = [
+  { name: 'proto', rootName: 'default', files: (all) => all.filter((f) => !isCgroups(f)) },
+  { name: 'cgroups', rootName: 'cgroups', files: (all) => all.filter(isCgroups) },
+];
+function isCgroups(file) {
+  return relative(protoDir, file).startsWith('cgroups/');
+}
 
 function listProtos(dir) {
   const found = [];
@@ -104,15 +115,22 @@ function buildDescriptor(files) {
 }
 
 async function generate() {
+  const all = listProtos(protoDir);
+  if (all.length === 0) throw new Error(`no .proto files under ${protoDir}`);
+  for (const m of MODULES) await generateModule(m.name, m.rootName, m.files(all));
+}
+
+async function generateModule(name, rootName, files) {
   const { pbjs, pbts } = require('protobufjs-cli');
-  const files = listProtos(protoDir);
-  if (files.length === 0) throw new Error(`no .proto files under ${protoDir}`);
+  if (files.length === 0) throw new Error(`no .proto files for module ${name}`);
+  const moduleJs = join(outDir, `${name}.js`);
+  const moduleDts = join(outDir, `${name}.d.ts`);
   const tmp = mkdtempSync(join(tmpdir(), 'tsrt-gen-'));
   try {
     const descriptor = join(tmp, 'proto.json');
     writeFileSync(descriptor, buildDescriptor(files));
     const common = [
-      '-t', 'static-module', '-w', 'esm', '--dependency', 'protobufjs/minimal.js',
+      '-t', 'static-module', '-w', 'esm', '--dependency', 'protobufjs/minimal.js', '-r', rootName,
       '--no-verify', '--no-delimited', '--no-service', '--no-typeurl',
     ];
 
@@ -135,10 +153,10 @@ async function generate() {
     js = js.slice(0, at + depImport.length) + LONG_GUARD + js.slice(at + depImport.length);
 
     mkdirSync(outDir, { recursive: true });
-    writeFileSync(outJs, GENERATED_NOTE + js);
-    writeFileSync(outDts, GENERATED_NOTE + dts);
+    writeFileSync(moduleJs, GENERATED_NOTE + js);
+    writeFileSync(moduleDts, GENERATED_NOTE + dts);
     const rel = (p) => relative(root, p);
-    console.log(`gen-proto: ${files.length} .proto files -> ${rel(outJs)} (${js.length} B), ${rel(outDts)}`);
+    console.log(`gen-proto: ${files.length} .proto files -> ${rel(moduleJs)} (${js.length} B), ${rel(moduleDts)}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -21,6 +21,7 @@ import type { ExitRouter } from './exit-router.js';
 import { containerLogger, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
+import type { CgroupLocation } from '../cgroups/stats.js';
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -43,6 +44,8 @@ interface Container {
   execs: Map<string, ShimProcess>;
   /** The init's exit, held back while execs still run (see "Event order" below). */
   heldInitExit: Exit | null;
+  /** Where Stats reads from; found at the first Stats call (src/cgroups/stats.ts). */
+  cgroup?: CgroupLocation;
   logger: ContainerLogger;
 }
 
@@ -526,6 +529,22 @@ export class TaskService {
     return empty();
   }
 
+  private async stats(req: containerd.task.v2.StatsRequest): Promise<Uint8Array> {
+    const c = this.get(req.id);
+    // Lazy: the cgroup readers and the metrics protos are only loaded by the first Stats call.
+    const cg = await import('../cgroups/stats.js');
+    try {
+      if (!c.cgroup) {
+        if (c.init.pid <= 0 || c.init.hasExited || c.init.status === 'deleted') throw new cg.CgroupNotFoundError('cgroup does not exist');
+        c.cgroup = cg.locateCgroup(c.init.pid);
+      }
+      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup) }).finish();
+    } catch (e) {
+      if (e instanceof cg.CgroupNotFoundError) throw new NotFoundError(e.message);
+      throw e;
+    }
+  }
+
   private async resizePty(req: containerd.task.v2.ResizePtyRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
@@ -570,7 +589,7 @@ export class TaskService {
       CloseIO: (b) => this.closeIo(task.CloseIORequest.decode(b)),
       Connect: (b) => this.connect(task.ConnectRequest.decode(b)),
       Shutdown: () => this.shutdown(),
-      Stats: async () => { throw new UnimplementedError('Stats is not implemented by tsrt yet'); },
+      Stats: (b) => this.stats(task.StatsRequest.decode(b)),
       Checkpoint: async () => {
         throw new UnimplementedError('checkpoint is not supported by tsrt (no CRIU integration; see README, "Checkpoint")');
       },

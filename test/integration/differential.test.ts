@@ -609,6 +609,31 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
     });
   });
 
+  describe('stats', () => {
+    test('ctr task metrics of a busy container: the same metrics, values in the same range', async () => {
+      const r = await both('metrics', async (x) => {
+        await detached(x, ['sh', '-c', 'while :; do :; done']);
+        await sleep(1000);
+        const out = await x.ok(['task', 'metrics', x.id]);
+        const rows = new Map(out.split('\n').slice(4).map((l) => l.trim().split(/\s{2,}/)).filter((f) => f.length === 2).map(([k, v]) => [k!, v!]));
+        const json = JSON.parse(await x.ok(['task', 'metrics', '--format', 'json', x.id])) as { cpu?: { usage?: { total?: number } } };
+        return {
+          metrics: [...rows.keys()],
+          cpuBusy: Number(rows.get('cpuacct.usage')) > 0.3e9 && (json.cpu?.usage?.total ?? 0) > 0.3e9,
+          memoryUnder16MiB: Number(rows.get('memory.usage_in_bytes')) > 0 && Number(rows.get('memory.usage_in_bytes')) < 16 << 20,
+          limit: rows.get('memory.limit_in_bytes'),
+          pids: [rows.get('pids.current'), rows.get('pids.limit')],
+        };
+      });
+      same(r, {
+        ref: (v) => assert.deepEqual(v, {
+          metrics: ['memory.usage_in_bytes', 'memory.limit_in_bytes', 'memory.stat.cache', 'cpuacct.usage', 'cpuacct.usage_percpu', 'pids.current', 'pids.limit'],
+          cpuBusy: true, memoryUnder16MiB: true, limit: v.limit, pids: ['1', '0'],
+        }),
+      });
+    });
+  });
+
   describe('pause, resume, update', () => {
     test('pause → PAUSED, resume → RUNNING, with /tasks/paused and /tasks/resumed', async () => {
       const r = await both('pause', async (x) => {
