@@ -296,12 +296,7 @@ static int open_stdio(struct console *c, const char *in_spec, const char *out_sp
 {
 	const char *name = "stdin", *what = in_spec;
 	if (strncmp(in_spec, "fifo:", 5) == 0) {
-		const char *p = in_spec + 5;
-		c->in_fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (c->in_fd < 0)
-			goto fail;
-		c->in_keep = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (c->in_keep < 0)
+		if (fifo_open_ends(in_spec + 5, 1, &c->in_fd, &c->in_keep) < 0)
 			goto fail;
 	} else if (in_spec[0]) {
 		errno = EINVAL;
@@ -310,18 +305,10 @@ static int open_stdio(struct console *c, const char *in_spec, const char *out_sp
 	name = "stdout";
 	what = out_spec;
 	if (strncmp(out_spec, "fifo:", 5) == 0) {
-		const char *p = out_spec + 5;
-		c->out_keep = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (c->out_keep < 0)
-			goto fail;
-		c->out_fd = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (c->out_fd < 0)
+		if (fifo_open_ends(out_spec + 5, 0, &c->out_fd, &c->out_keep) < 0)
 			goto fail;
 	} else if (strncmp(out_spec, "file:", 5) == 0) {
-		const char *p = out_spec + 5;
-		if (mkdir_parent(p, 0755) < 0)
-			goto fail;
-		c->out_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+		c->out_fd = open_log_file(out_spec + 5, O_NONBLOCK);
 		if (c->out_fd < 0)
 			goto fail;
 	} else if (out_spec[0]) {

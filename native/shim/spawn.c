@@ -57,12 +57,8 @@ static int open_stdio(int i, const char *spec, const char *key, int added[], int
 {
 	if (spec[0] == '\0')
 		return open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-	if (strncmp(spec, "file:", 5) == 0) {
-		const char *path = spec + 5;
-		if (mkdir_parent(path, 0755) < 0)
-			return -1;
-		return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
-	}
+	if (strncmp(spec, "file:", 5) == 0)
+		return open_log_file(spec + 5, 0);
 	if (i > 0 && (strcmp(spec, "logger:1") == 0 || strcmp(spec, "logger:2") == 0)) {
 		int fd = logger_fd(key, spec[7] - '0');
 		return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -71,35 +67,18 @@ static int open_stdio(int i, const char *spec, const char *key, int added[], int
 		errno = EINVAL;
 		return -1;
 	}
-	const char *path = spec + 5;
 	int fd, keep;
-	if (i == 0) {
-		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0)
-			return -1;
-		keep = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (keep < 0 || set_nonblock(fd, 0) < 0) {
-			int e = errno;
-			if (keep >= 0)
-				close(keep);
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		keeper_add(key, keep, 1);
-	} else {
-		keep = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (keep < 0)
-			return -1;
-		keeper_add(key, keep, 0);
-		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			int e = errno;
-			keeper_drop(NULL, 0, keep);
-			errno = e;
-			return -1;
-		}
+	if (fifo_open_ends(spec + 5, i == 0, &fd, &keep) < 0)
+		return -1;
+	/* The process gets a blocking end, as it would from a plain open. */
+	if (set_nonblock(fd, 0) < 0) {
+		int e = errno;
+		close(fd);
+		close(keep);
+		errno = e;
+		return -1;
 	}
+	keeper_add(key, keep, i == 0);
 	added[(*nadded)++] = keep;
 	return fd;
 }

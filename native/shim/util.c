@@ -186,6 +186,32 @@ check:;
 	return 0;
 }
 
+int fifo_open_ends(const char *path, int input, int *use, int *keep)
+{
+	const int fl = O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+	/* The reader first in both cases: a non-blocking O_WRONLY open fails with ENXIO without one. */
+	int rd = open(path, O_RDONLY | fl);
+	if (rd < 0)
+		return -1;
+	int wr = open(path, O_WRONLY | fl);
+	if (wr < 0) {
+		int e = errno;
+		close(rd);
+		errno = e;
+		return -1;
+	}
+	*use = input ? rd : wr;
+	*keep = input ? wr : rd;
+	return 0;
+}
+
+int open_log_file(const char *path, int extra_flags)
+{
+	if (mkdir_parent(path, 0755) < 0)
+		return -1;
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | extra_flags, 0644);
+}
+
 int mkdir_parent(const char *path, mode_t mode)
 {
 	char buf[4096];

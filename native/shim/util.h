@@ -32,6 +32,15 @@ int mkdir_parent(const char *path, mode_t mode);
 /* Set or clear O_NONBLOCK. 0 or -1 with errno. */
 int set_nonblock(int fd, int on);
 
+/* The two ends of a client FIFO that runc-v2 holds, both O_NONBLOCK|O_CLOEXEC. input (the process
+ * reads it): *use is the reader, *keep a writer so that EOF comes only once it is closed (closeio).
+ * Output: *keep is a reader, opened first so the writer neither blocks nor gets EPIPE when the client
+ * goes away; *use is the writer. 0, or -1 with errno and nothing left open. */
+int fifo_open_ends(const char *path, int input, int *use, int *keep);
+/* A `file:` stdio target: parent dirs 0755, the file 0644, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC|O_NOCTTY
+ * plus extra_flags. The fd, or -1 with errno. */
+int open_log_file(const char *path, int extra_flags);
+
 /* Lower-case hex of n bytes into out (2n chars plus NUL). */
 void hex_encode(const uint8_t *in, size_t n, char *out);
 
