@@ -26,6 +26,15 @@ const need = (): Containerd => suite.containerd();
 const taskStatus = (id: string): Promise<string | undefined> => harnessTaskStatus(need(), id);
 
 /** Nothing of the container is left: bundle, shim socket, monitor, rootfs mount, cgroup. */
+/** SIGKILL a detached container, wait until it is STOPPED, delete its task and the container. */
+async function killAndRemove(id: string): Promise<void> {
+  const cd = need();
+  await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+  await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
+  await cd.ctrOk(['task', 'delete', id]);
+  await cd.ctrOk(['containers', 'rm', id]);
+}
+
 async function assertGone(id: string): Promise<void> {
   const cd = need();
   const bundle = cd.bundleDir(id);
@@ -162,10 +171,7 @@ for (const v of variants) {
         const files = (await import('node:fs')).readdirSync(cd.bundleDir(id)).filter((f) => f.startsWith('exec-'));
         assert.deepEqual(files, [], 'exec pid and process files are removed at exec delete');
       } finally {
-        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-        await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
-        await cd.ctrOk(['task', 'delete', id]);
-        await cd.ctrOk(['containers', 'rm', id]);
+        await killAndRemove(id);
       }
       await assertGone(id);
     });
@@ -187,10 +193,7 @@ for (const v of variants) {
         }
         assert.equal(readFileSync(join('/sys/fs/cgroup/memory', cd.ns, id, 'memory.limit_in_bytes'), 'utf8').trim(), String(50 << 20));
       } finally {
-        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-        await waitFor(async () => (await taskStatus(id)) === 'STOPPED', 10_000, { what: `${id} stopped` });
-        await cd.ctrOk(['task', 'delete', id]);
-        await cd.ctrOk(['containers', 'rm', id]);
+        await killAndRemove(id);
       }
       await assertGone(id);
       const log = join(cd.root, `${v.name}-out.log`);
