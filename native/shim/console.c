@@ -57,6 +57,8 @@ struct console {
 
 static struct console *consoles;
 static size_t nconsoles;
+/* bytes copied by every console so far: stdin -> master, master -> stdout */
+static uint64_t copied_in, copied_out;
 
 static struct console *find(const char *key)
 {
@@ -117,6 +119,8 @@ static void out_flush(struct console *c)
 			return;
 		}
 		ssize_t n = ring_write(&c->to_out, c->out_fd);
+		if (n > 0)
+			copied_out += (uint64_t)n;
 		if (n == 0 || (n < 0 && errno == EAGAIN))
 			return;
 		if (n < 0) {
@@ -163,7 +167,10 @@ static void master_write(struct console *c)
 {
 	if (c->master < 0 || c->hup || c->to_master.len == 0)
 		return;
-	if (ring_write(&c->to_master, c->master) < 0 && errno != EAGAIN) {
+	ssize_t n = ring_write(&c->to_master, c->master);
+	if (n > 0)
+		copied_in += (uint64_t)n;
+	if (n < 0 && errno != EAGAIN) {
 		if (errno != EIO)
 			logm(LV_WARN, "console %s: writing the master: %s", c->key, strerror(errno));
 		set_hup(c);
@@ -459,6 +466,12 @@ void console_drain_all(void)
 {
 	for (struct console *c = consoles; c; c = c->next)
 		pump_out(c, DRAIN_ROUNDS);
+}
+
+void console_io_counts(uint64_t *in, uint64_t *out)
+{
+	*in = copied_in;
+	*out = copied_out;
 }
 
 size_t console_slots(void)

@@ -28,6 +28,9 @@ void console_release_all(void);
 /* One non-blocking pass copying what every master has to its stdout (before a reaped event). */
 void console_drain_all(void);
 
+/* Bytes every console has copied so far: stdin -> master (in), master -> stdout (out). */
+void console_io_counts(uint64_t *in, uint64_t *out);
+
 /* Poll loop: slots, fill, dispatch (call dispatch before anything can add or remove consoles). */
 size_t console_slots(void);
 void console_fill(struct pollfd *p);

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "logger.h"
 #include "mountopts.h"
+#include "oom.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -143,6 +144,15 @@ void control_reaped(pid_t pid, int status, const struct timespec *ts)
 	frame_add_i64(&b, ts->tv_nsec);
 	send_frame(&b, s, 1);
 	logm(LV_DEBUG, "reaped pid %d status %d", (int)pid, status);
+}
+
+void control_oom(const char *key)
+{
+	struct buf b = { 0 };
+	size_t s = frame_begin(&b);
+	frame_add(&b, "oom");
+	frame_add(&b, key);
+	send_frame(&b, s, 1);
 }
 
 /* Strict non-negative decimal. */
@@ -296,6 +306,37 @@ static void do_logger(char **f, size_t n)
 	}
 }
 
+/* oomwatch <seq> <key> <v1|v2> <cgroup dir> */
+static void do_oomwatch(char **f, size_t n)
+{
+	if (n != 5) {
+		reply_err(f[1], EINVAL, "malformed oomwatch request");
+		return;
+	}
+	char err[512];
+	int e = oom_watch(f[2], f[3], f[4], err, sizeof err);
+	if (e) {
+		logm(LV_WARN, "oomwatch %s failed: %s", f[2], err);
+		reply_err(f[1], e, err);
+		return;
+	}
+	reply_ok(f[1], NULL);
+}
+
+/* iostats <seq> -> ok <seq> <stdin bytes> <stdout bytes> */
+static void do_iostats(const char *seq)
+{
+	uint64_t in, out;
+	console_io_counts(&in, &out);
+	struct buf b = { 0 };
+	size_t s = frame_begin(&b);
+	frame_add(&b, "ok");
+	frame_add(&b, seq);
+	frame_add_u64(&b, in);
+	frame_add_u64(&b, out);
+	send_frame(&b, s, 0);
+}
+
 static void dispatch(char **f, size_t n)
 {
 	if (n < 2) {
@@ -313,6 +354,7 @@ static void dispatch(char **f, size_t n)
 		spawn_release(f[2]);
 		console_release(f[2]);
 		logger_release(f[2]);
+		oom_release(f[2]);
 		reply_ok(f[1], NULL);
 	} else if (strcmp(req, "console") == 0) {
 		do_console(f, n);
@@ -322,6 +364,10 @@ static void dispatch(char **f, size_t n)
 		do_resize(f, n);
 	} else if (strcmp(req, "logger") == 0) {
 		do_logger(f, n);
+	} else if (strcmp(req, "oomwatch") == 0) {
+		do_oomwatch(f, n);
+	} else if (strcmp(req, "iostats") == 0 && n == 2) {
+		do_iostats(f[1]);
 	} else if (strcmp(req, "mount") == 0) {
 		do_mount(f, n);
 	} else if (strcmp(req, "umount") == 0) {

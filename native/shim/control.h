@@ -18,6 +18,8 @@ int control_wants_tick(void);
 void control_tick(int64_t now_ms);
 /* Queue a reaped event (sent now, or after the next hello). */
 void control_reaped(pid_t pid, int status, const struct timespec *ts);
+/* Queue an oom event for key (the container id). */
+void control_oom(const char *key);
 /* Number of the current control connection (0 while not connected). A reply sent later, out of
  * the request's own dispatch, names the connection the request came on and is dropped when that
  * connection is gone. */

@@ -4,6 +4,7 @@
 #include "control.h"
 #include "log.h"
 #include "logger.h"
+#include "oom.h"
 #include "proxy.h"
 #include "spawn.h"
 #include "util.h"
@@ -46,6 +47,7 @@ void monitor_exit(int code)
 	control_close();
 	spawn_release_all();
 	logger_release_all();
+	oom_release_all();
 	close(cfg->listen_fd);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -75,6 +77,8 @@ static void reap(void)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (!drained) {
+			/* an OOM kill is reported before the exit it caused */
+			oom_check_all();
 			/* what the process wrote to its tty goes out before the daemon hears of the exit */
 			console_drain_all();
 			drained = 1;
@@ -173,19 +177,20 @@ void monitor_run(const struct monitor_cfg *c)
 		deadline = earliest(deadline, console_deadline());
 		deadline = earliest(deadline, logger_deadline());
 
-		size_t np = proxy_slots(), nc = console_slots(), nl = logger_slots();
-		size_t n = 3 + np + nc + nl;
+		size_t np = proxy_slots(), nc = console_slots(), nl = logger_slots(), no = oom_slots();
+		size_t n = 3 + np + nc + nl + no;
 		if (n > npfds_cap) {
 			npfds_cap = n * 2;
 			pfds = xrealloc(pfds, npfds_cap * sizeof *pfds);
 		}
-		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc;
+		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc, *ooms = logs + nl;
 		pfds[0] = (struct pollfd){ .fd = accepting ? cfg->listen_fd : -1, .events = POLLIN };
 		pfds[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfds[2] = (struct pollfd){ .fd = control_fd(), .events = control_events() };
 		proxy_fill(pfds + 3);
 		console_fill(cons);
 		logger_fill(logs);
+		oom_fill(ooms);
 		for (size_t i = 0; i < n; i++)
 			pfds[i].revents = 0;
 
@@ -203,9 +208,10 @@ void monitor_run(const struct monitor_cfg *c)
 			}
 			continue;
 		}
-		/* first: requests handled below may add or remove consoles and loggers */
+		/* first: requests handled below may add or remove consoles, loggers and OOM watches */
 		console_dispatch(cons);
 		logger_dispatch(logs);
+		oom_dispatch(ooms);
 		now = mono_ms();
 		console_timers(now);
 		logger_timers(now);

@@ -50,6 +50,7 @@ class Daemon {
         onEmpty: () => this.retire(monitorId),
       }),
     };
+    link.onOom((key) => created.service.oomKilled(key));
     server.register(TASK_SERVICE, created.service.handlers());
     this.groups.set(monitorId, created);
     this.touch();

@@ -1,6 +1,7 @@
 // The daemon's side of one monitor's control channel (docs/architecture.md). The monitor is the process
 // containerd knows as the shim: it reaps, owns the sockets and spawns the runtime commands that leave
-// processes behind. This class turns its requests into promises and its `reaped` events into callbacks.
+// processes behind. This class turns its requests into promises and its `reaped` and `oom` events into
+// callbacks.
 import type net from 'node:net';
 import { encodeControlFrame, ControlFrameReader } from './control-frame.js';
 import { RuntimeError } from './errors.js';
@@ -51,6 +52,7 @@ export class MonitorLink {
   private seq = 0;
   private pending = new Map<number, Pending>();
   private reapedListener: ((e: Exit) => void) | null = null;
+  private oomListener: ((key: string) => void) | null = null;
   private waiters: Array<() => void> = [];
 
   constructor(public hello: MonitorHello) {}
@@ -73,6 +75,8 @@ export class MonitorLink {
   }
 
   onReaped(listener: (e: Exit) => void): void { this.reapedListener = listener; }
+  /** An OOM kill in the cgroup watched under key; always delivered before the reaped events it caused. */
+  onOom(listener: (key: string) => void): void { this.oomListener = listener; }
 
   /** Resolves when a control socket is attached (at once if one is). */
   ready(timeoutMs = 10_000): Promise<void> {
@@ -110,6 +114,10 @@ export class MonitorLink {
     if (kind === 'reaped') {
       const exit: Exit = { pid: Number(a), status: Number(b), at: new Date(Number(c) * 1000 + Math.floor(Number(d) / 1e6)) };
       this.reapedListener?.(exit);
+      return;
+    }
+    if (kind === 'oom') {
+      if (a) this.oomListener?.(a);
       return;
     }
     if (kind === 'ok' || kind === 'error') {
@@ -163,6 +171,15 @@ export class MonitorLink {
   async logger(ioKey: string, containerId: string, namespace: string, argv: string[]): Promise<number> {
     const [pid] = await this.request('logger', [ioKey, containerId, namespace, argv.length, ...argv]);
     return Number(pid);
+  }
+  /** Watch a memory cgroup for OOM kills, reported as `oom` events for key until `release(key)`. */
+  async oomWatch(key: string, version: 1 | 2, dir: string): Promise<void> {
+    await this.request('oomwatch', [key, `v${version}`, dir]);
+  }
+  /** Bytes the monitor's consoles have copied, stdin → pty and pty → stdout (other stdio is not copied). */
+  async ioStats(): Promise<{ stdinBytes: number; stdoutBytes: number }> {
+    const [stdin, stdout] = await this.request('iostats', []);
+    return { stdinBytes: Number(stdin), stdoutBytes: Number(stdout) };
   }
   async release(ioKey: string): Promise<void> { await this.request('release', [ioKey]); }
   async mount(type: string, source: string, target: string, options: string[]): Promise<void> {

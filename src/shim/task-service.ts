@@ -21,7 +21,7 @@ import type { ExitRouter } from './exit-router.js';
 import { containerLogger, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
-import type { CgroupLocation } from '../cgroups/stats.js';
+import { locateCgroup, memoryCgroup, type CgroupLocation } from '../cgroups/locate.js';
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -44,7 +44,7 @@ interface Container {
   execs: Map<string, ShimProcess>;
   /** The init's exit, held back while execs still run (see "Event order" below). */
   heldInitExit: Exit | null;
-  /** Where Stats reads from; found at the first Stats call (src/cgroups/stats.ts). */
+  /** Where Stats reads from and OOM kills are watched; found at Create (or, after a daemon restart, at the first Stats). */
   cgroup?: CgroupLocation;
   logger: ContainerLogger;
 }
@@ -58,6 +58,8 @@ export interface GroupDeps {
   store: StateStore;
   /** The monitor has nothing left to serve and has been told to exit. */
   onEmpty(): void;
+  /** Sees each Create's runtime options (the daemon starts what they ask of it, e.g. a metrics endpoint). */
+  onConfig?(config: RuntimeConfig): void;
   /** Backend factories by name (the registry's, unless a test brings its own). */
   loadBackend?: (name: string) => Promise<BackendFactory>;
 }
@@ -274,6 +276,7 @@ export class TaskService {
     if (req.checkpoint) throw new UnimplementedError('restoring from a checkpoint is not supported by tsrt: it has no CRIU support yet');
     const namespace = this.namespaceOf(ctx);
     const config = configFromOptions(req.options);
+    this.deps.onConfig?.(config);
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
@@ -308,6 +311,7 @@ export class TaskService {
       logger.close();
       throw e;
     }
+    await this.watchOom(c);
     this.persist(c);
     logger.log.info({ pid: c.init.pid, backend: backend.name, runtime: config.binaryName }, 'container created');
     this.deps.events.publish(namespace, '/tasks/create', containerd.events.TaskCreate.encode({
@@ -316,6 +320,29 @@ export class TaskService {
       checkpoint: req.checkpoint, pid: c.init.pid,
     }).finish());
     return task.CreateTaskResponse.encode({ pid: c.init.pid }).finish();
+  }
+
+  /**
+   * The monitor watches the container's memory cgroup from now on (before Start, so that no OOM kill is
+   * missed) and reports each OOM kill before the exit it causes (see oomKilled). A container without a
+   * memory cgroup still runs; runc-v2 only logs that failure too.
+   */
+  private async watchOom(c: Container): Promise<void> {
+    try {
+      c.cgroup = locateCgroup(c.init.pid);
+      const mem = memoryCgroup(c.cgroup);
+      await this.deps.link.oomWatch(c.id, mem.version, mem.dir);
+    } catch (e) {
+      c.logger.log.warn({ err: (e as Error).message }, 'cannot watch the container for OOM kills');
+    }
+  }
+
+  /** The monitor saw an OOM kill in the cgroup watched under key (a container id): TaskOOM. */
+  oomKilled(key: string): void {
+    const c = this.containers.get(key);
+    if (!c) return;
+    c.logger.log.warn('OOM kill in the container');
+    this.deps.events.publish(c.namespace, '/tasks/oom', containerd.events.TaskOOM.encode({ containerId: c.id }).finish());
   }
 
   private async start(req: containerd.task.v2.StartRequest): Promise<Uint8Array> {
@@ -536,7 +563,7 @@ export class TaskService {
     try {
       if (!c.cgroup) {
         if (c.init.pid <= 0 || c.init.hasExited || c.init.status === 'deleted') throw new cg.CgroupNotFoundError('cgroup does not exist');
-        c.cgroup = cg.locateCgroup(c.init.pid);
+        c.cgroup = locateCgroup(c.init.pid);
       }
       return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup) }).finish();
     } catch (e) {

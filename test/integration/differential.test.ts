@@ -657,7 +657,7 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
       });
     });
 
-    test('Update (memory, pids) through the Tasks API lands in the cgroup; Update of a stopped task fails the same way', async () => {
+    test('Update (memory, pids, cpu shares/quota/period) through the Tasks API lands in the cgroup; Update of a stopped task fails the same way', async () => {
       const r = await both('update', async (x) => {
         await detached(x);
         const api = tasksClientFor(x.c);
@@ -682,6 +682,8 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
           const limit = cg('memory', 'memory.limit_in_bytes');
           const pids = await call({ pids: { limit: 50 } });
           const pidsMax = cg('pids', 'pids.max');
+          const cpu = await call({ cpu: { shares: 512, quota: 50_000, period: 200_000 } });
+          const cpuSet = ['cpu.shares', 'cpu.cfs_quota_us', 'cpu.cfs_period_us'].map((f) => cg('cpu', f));
           await x.ok(['task', 'kill', '-s', 'SIGKILL', x.id]);
           const status = await statusAfter(x, 'STOPPED');
           let stopped = 'OK';
@@ -692,7 +694,7 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
             stopped = e instanceof TasksError ? e.codeName : String(e);
             stoppedMsg = e instanceof TasksError ? x.norm(e.details) : '';
           }
-          return { before, memory, limit, pids, pidsMax, status, stopped, wording: { stoppedMsg } };
+          return { before, memory, limit, pids, pidsMax, cpu, cpuSet, status, stopped, wording: { stoppedMsg } };
         } finally {
           api.close();
         }
@@ -701,9 +703,30 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
         ref: (v) =>
           assert.deepEqual(
             { ...v, before: undefined, wording: undefined },
-            { before: undefined, memory: 'OK', limit: String(64 << 20), pids: 'OK', pidsMax: '50', status: 'STOPPED', stopped: 'UNKNOWN', wording: undefined },
+            {
+              before: undefined, memory: 'OK', limit: String(64 << 20), pids: 'OK', pidsMax: '50',
+              cpu: 'OK', cpuSet: ['512', '50000', '200000'], status: 'STOPPED', stopped: 'UNKNOWN', wording: undefined,
+            },
           ),
       });
+    });
+
+    test('a container outgrowing --memory-limit: /tasks/oom, then exit 137 (tsrt: always in that order)', async () => {
+      // busybox sh keeps a command substitution's output in its own memory: 100 MB outgrow 16 MB
+      const r = await both('oom', async (x) =>
+        seen(x, await runRm(x, ['sh', '-c', 'a=$(head -c 100000000 /dev/zero | tr "\\0" x); echo survived'], ['--memory-limit', String(16 << 20)])));
+      same(r, {
+        events: 'none',
+        ref: (v, h) => {
+          assert.deepEqual(v, { code: 137, stdout: '', stderr: '' });
+          assert.deepEqual([...new Set(topicsOf(h))].sort(), ['/tasks/create', '/tasks/delete', '/tasks/exit', '/tasks/oom', '/tasks/start']);
+        },
+      });
+      // The kernel signals a v1 OOM eventfd for every failed charge, and runc-v2 sends a TaskOOM per
+      // wake-up (1 to 16 of them for this one kill, seen here), from another goroutine, in no fixed order
+      // with the exit. tsrt sends one per OOM kill (the cgroup's oom_kill count), and its monitor looks at
+      // that count before it reports the exit.
+      assert.deepEqual(topicsOf(r.tsrt), ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
     });
   });
 

@@ -119,9 +119,10 @@ function controlSession(sock) {
   const reapWaiters = new Map();
   const reapHooks = new Map();
   const order = [];
+  const ooms = [];
   let seq = 0;
   return {
-    order, reaped,
+    order, reaped, ooms,
     onFrame(f) {
       if (f[0] === 'ok' || f[0] === 'error') {
         order.push(f[0] + ':' + f[1]);
@@ -135,6 +136,9 @@ function controlSession(sock) {
         reapHooks.get(Number(f[1]))?.(); // synchronously, before any later byte is looked at
         const w = reapWaiters.get(Number(f[1]));
         if (w) w(f.slice(2));
+      } else if (f[0] === 'oom') {
+        order.push('oom:' + f[1]);
+        ooms.push(f[1]);
       }
     },
     req(...fields) {
@@ -313,6 +317,76 @@ async function loggerChecks(ctl, c) {
   c.loggerErr = readIfExists(path.join(dir, 'err.log'));
 }
 
+// oomwatch: v2 on a plain directory whose memory.events the test writes (this host's cgroup2 has no
+// memory controller), v1 on a real memory cgroup with a small limit and a shell that outgrows it
+async function oomChecks(ctl, c) {
+  const cg2 = path.join(out, 'cg2');
+  fs.mkdirSync(cg2);
+  const ev = path.join(cg2, 'memory.events');
+  const events = (oom, kill) => 'low 0\nhigh 0\nmax 5\noom ' + oom + '\noom_kill ' + kill + '\noom_group_kill 0\n';
+  fs.writeFileSync(ev, events(1, 1)); // kills before the watch are not reported
+  c.oomWatch2 = await ctl.req('oomwatch', 'k20', 'v2', cg2);
+  c.oomWatch2Again = await ctl.req('oomwatch', 'k20', 'v2', cg2);
+  fs.writeFileSync(ev, events(2, 1)); // an OOM without a kill is not reported
+  await sleep(100);
+  c.oomsAfterNoKill = ctl.ooms.length;
+  fs.writeFileSync(ev, events(3, 2));
+  await until('the v2 oom event', () => ctl.ooms.length >= 1);
+  // a kill written just before a child exits is reported ahead of that child's reaped event
+  const sp = await ctl.req('spawn', 'k22', '', '', '', '', 3, '/bin/sh', '-c',
+    "printf '" + events(4, 3) + "' > " + ev, 0);
+  await ctl.waitReaped(Number(sp[2]));
+  await until('the second v2 oom event', () => ctl.ooms.length >= 2);
+  c.oom2BeforeReaped = ctl.order.lastIndexOf('oom:k20') < ctl.order.indexOf('reaped:' + sp[2]);
+  c.oomRelease2 = await ctl.req('release', 'k20');
+  fs.writeFileSync(ev, events(5, 4));
+  await sleep(100);
+  c.ooms2 = ctl.ooms.slice();
+  c.oomBadVersion = await ctl.req('oomwatch', 'k23', 'v3', cg2);
+  c.oomRelative = await ctl.req('oomwatch', 'k23', 'v2', 'cg2');
+  c.oomMissing = await ctl.req('oomwatch', 'k23', 'v2', path.join(out, 'missing'));
+  c.oomNotV1 = await ctl.req('oomwatch', 'k23', 'v1', cg2);
+  c.oomMalformed = await ctl.req('oomwatch', 'k23', 'v2');
+
+  const mem = '/sys/fs/cgroup/memory';
+  if (!fs.existsSync(path.join(mem, 'memory.oom_control'))) return;
+  const cg1 = path.join(mem, 'tsrt-unit-oom-' + process.pid);
+  fs.mkdirSync(cg1);
+  try {
+    fs.writeFileSync(path.join(cg1, 'memory.limit_in_bytes'), String(16 << 20));
+    if (fs.existsSync(path.join(cg1, 'memory.memsw.limit_in_bytes'))) fs.writeFileSync(path.join(cg1, 'memory.memsw.limit_in_bytes'), String(16 << 20));
+    c.oomWatch1 = await ctl.req('oomwatch', 'k21', 'v1', cg1);
+    // dash keeps a command substitution's output in its own memory: 100 MB outgrow the 16 MB limit
+    const hog = await ctl.req('spawn', 'k21', '', '', '', '', 3, '/bin/sh', '-c',
+      'echo $$ > ' + cg1 + '/cgroup.procs && a=$(head -c 100000000 /dev/zero | tr "\\0" x); exit 0', 0);
+    c.hogReaped = await ctl.waitReaped(Number(hog[2]));
+    c.oom1BeforeReaped = ctl.order.indexOf('oom:k21') >= 0 && ctl.order.indexOf('oom:k21') < ctl.order.indexOf('reaped:' + hog[2]);
+    await until('an empty memory cgroup', () => fs.readFileSync(path.join(cg1, 'cgroup.procs'), 'utf8').trim() === '');
+    await sleep(100);
+    c.oomKills1 = ctl.ooms.filter((k) => k === 'k21').length;
+    // with the OOM killer disabled the hog just waits: one event for the episode, however long it lasts
+    fs.writeFileSync(path.join(cg1, 'memory.oom_control'), '1');
+    const stuck = await ctl.req('spawn', 'k21', '', '', '', '', 3, '/bin/sh', '-c',
+      'echo $$ > ' + cg1 + '/cgroup.procs && a=$(head -c 100000000 /dev/zero | tr "\\0" x); exit 0', 0);
+    await until('the under_oom event', () => ctl.ooms.filter((k) => k === 'k21').length > c.oomKills1);
+    await sleep(300);
+    c.oomUnder1 = ctl.ooms.filter((k) => k === 'k21').length - c.oomKills1;
+    for (const pid of fs.readFileSync(path.join(cg1, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    }
+    c.stuckReaped = await ctl.waitReaped(Number(stuck[2]));
+    await until('an empty memory cgroup', () => fs.readFileSync(path.join(cg1, 'cgroup.procs'), 'utf8').trim() === '');
+    const before = ctl.ooms.length;
+    // removing the cgroup signals the eventfd once more: the monitor drops the watch without an event
+    fs.rmdirSync(cg1);
+    await sleep(150);
+    c.oomsAfterRmdir = ctl.ooms.length - before;
+    c.oomRelease1 = await ctl.req('release', 'k21');
+  } finally {
+    try { fs.rmdirSync(cg1); } catch { /* removed above */ }
+  }
+}
+
 async function runChecks(ctl, monitorPid) {
   const c = state.checks;
   // a plain child: reply first, then its reaped event with the exit code
@@ -379,7 +453,9 @@ async function runChecks(ctl, monitorPid) {
   c.mountBad = await ctl.req('mount', 'tsrt-no-such-fs', 'x', mnt, '');
   c.unknown = await ctl.req('frobnicate');
   await consoleChecks(ctl, c, monitorPid);
+  c.iostats = await ctl.req('iostats');
   await loggerChecks(ctl, c);
+  await oomChecks(ctl, c);
   c.order = ctl.order;
 }
 
@@ -895,6 +971,31 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     assert.equal(c.mountBad[2], '19'); // ENODEV
     assert.equal(c.unknown[0], 'error');
     assert.equal(c.unknown[2], '22');
+
+    // what the consoles above copied: the round trip's input and its output (flood included)
+    assert.equal(c.iostats[0], 'ok');
+    assert.ok(Number(c.iostats[2]) > 0 && Number(c.iostats[3]) > Number(c.iostats[2]), JSON.stringify(c.iostats));
+
+    // OOM watches
+    assert.deepEqual(c.oomWatch2.slice(0, 1), ['ok']);
+    assert.deepEqual(c.oomWatch2Again.slice(0, 1), ['ok'], 'watching a key twice is not an error');
+    assert.equal(c.oomsAfterNoKill, 0, 'oom without oom_kill is no event');
+    assert.ok(c.oom2BeforeReaped, 'an OOM kill precedes the reaped event that follows it');
+    assert.deepEqual(c.ooms2.filter((k: string) => k === 'k20'), ['k20', 'k20'], 'one event per oom_kill increase, none after release');
+    assert.equal(c.oomRelease2[0], 'ok');
+    for (const [r, errno] of [[c.oomBadVersion, '22'], [c.oomRelative, '22'], [c.oomMissing, '2'], [c.oomNotV1, '2'], [c.oomMalformed, '22']]) {
+      assert.deepEqual([r[0], r[2]], ['error', errno], JSON.stringify(r));
+    }
+    if (fs.existsSync('/sys/fs/cgroup/memory/memory.oom_control')) {
+      assert.deepEqual(c.oomWatch1.slice(0, 1), ['ok']);
+      assert.equal(c.hogReaped[0], '137', 'the OOM killer ended the shell');
+      assert.ok(c.oom1BeforeReaped, 'v1: the oom event precedes the reaped event');
+      assert.equal(c.oomKills1, 1, 'v1: one event for one kill, however often the eventfd fired');
+      assert.equal(c.oomUnder1, 1, 'v1 with the OOM killer disabled: one event for the episode');
+      assert.equal(c.stuckReaped[0], '137');
+      assert.equal(c.oomsAfterRmdir, 0, 'removing the cgroup is not an OOM');
+      assert.equal(c.oomRelease1[0], 'ok');
+    }
 
     // every child was reaped: the monitor has no zombies (or other children) left
     assert.deepEqual(childrenOf(monitorPid), []);

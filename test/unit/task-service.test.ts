@@ -66,15 +66,17 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
     closeIo: async () => undefined,
     mount: async () => undefined,
     umount: async () => undefined,
+    oomWatch: async () => undefined,
   } as unknown as MonitorLink;
   const backend = new ScriptedBackend();
   const newService = () => new TaskService({
     link, router: new ExitRouter(), events, log: pino({ level: 'silent' }), store: new StateStore(path.join(dir, 'state')),
     onEmpty: () => undefined, loadBackend: async () => backend.factory,
   });
-  let h = newService().handlers();
+  let service = newService();
+  let h = service.handlers();
   /** A new daemon: a fresh service restored from what the first one recorded. */
-  const restart = () => { h = newService().handlers(); };
+  const restart = () => { service = newService(); h = service.handlers(); };
   const ctx = (): RequestContext => ({ service: 'containerd.task.v2.Task', method: '', metadata: new Map(), signal: new AbortController().signal });
   const call = (m: string, bytes: Uint8Array): Promise<Uint8Array> => (h[m] as Handler)(bytes, ctx());
   const rpc = {
@@ -94,7 +96,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, restart, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, topics, backend, restart, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -161,6 +163,18 @@ test('an init exit held for its execs survives a daemon restart', async () => {
   t.backend.exit('c1', 'e1', 101, 137);
   assert.deepEqual(t.topics, ['/tasks/exit', '/tasks/exit']);
   assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.STOPPED);
+  t.cleanup();
+});
+
+test("the monitor's oom event for a container is a TaskOOM, ahead of the exit it caused", async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  t.service().oomKilled('c1');
+  t.service().oomKilled('no-such-container');
+  t.backend.exit('c1', '', 100, 137);
+  await tick();
+  assert.deepEqual(t.topics, ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit']);
   t.cleanup();
 });
 
