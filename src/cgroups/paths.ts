@@ -58,25 +58,42 @@ function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-/** The cgroup and cgroup2 mounts of a mountinfo text, in file order. */
+/**
+ * The cgroup and cgroup2 mounts of a mountinfo text that can be reached, in file order. A mount is out
+ * of reach when a later one (mountinfo lists them in the order they were made) sits on the same
+ * mountpoint or on a directory above it: a cgroup2 mount over /sys/fs/cgroup hides the v1 hierarchies
+ * and the /sys/fs/cgroup/unified mount that were there before.
+ */
 export function parseCgroupMounts(text: string): CgroupMount[] {
-  const out: CgroupMount[] = [];
+  const all: CgroupMount[] = [];
   for (const line of scanLines(text)) {
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
     const pre = line.slice(0, sep).split(' ');
     const post = line.slice(sep + 3).split(' ');
     if (pre.length < 6 || post.length < 3) continue;
-    const fstype = post[0]!;
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({
-      fstype,
+    all.push({
+      fstype: post[0]!,
       root: unescapeMountinfo(pre[3]!),
       mountpoint: unescapeMountinfo(pre[4]!),
       superOptions: post[2]!.split(','),
     });
   }
-  return out;
+  // From the last mount back: `later` holds the mountpoints made after the one looked at.
+  const later = new Set<string>();
+  const reachable: CgroupMount[] = [];
+  for (let i = all.length - 1; i >= 0; i--) {
+    const m = all[i]!;
+    if ((m.fstype === 'cgroup' || m.fstype === 'cgroup2') && !coveredBy(later, m.mountpoint)) reachable.push(m);
+    later.add(m.mountpoint);
+  }
+  return reachable.reverse();
+}
+
+/** Whether dir, or a directory above it (not "/"), is in mountpoints. */
+function coveredBy(mountpoints: Set<string>, dir: string): boolean {
+  for (let d = dir; d.length > 1; d = path.posix.dirname(d)) if (mountpoints.has(d)) return true;
+  return false;
 }
 
 /** `p` relative to mount root `root`, joined under `mountpoint` (".." cannot escape the mount). */

@@ -50,6 +50,7 @@ const CTR_FIFO_DIR = '/run/containerd/fifo';
 const RUNC_V2_STATE_ROOT = '/run/containerd/runc';
 const TSRT_RUN_DIR = '/run/tsrt';
 const CGROUP_ROOT = '/sys/fs/cgroup';
+const HYBRID_SUBTREE_CONTROL = '/sys/fs/cgroup/unified/cgroup.subtree_control';
 
 const TASK_STATE_SUBDIR = 'io.containerd.runtime.v2.task';
 
@@ -224,6 +225,12 @@ export interface StartOptions {
   extraConfig?: string;
   /** how long to wait for containerd to answer (default 30 s) */
   readyTimeoutMs?: number;
+  /**
+   * Run containerd (and so its shims and runtimes) in a private mount namespace whose /sys/fs/cgroup
+   * is a cgroup2 mount: a unified host as far as they can tell, on this hybrid one. It is the same
+   * cgroup2 hierarchy as the host's /sys/fs/cgroup/unified, where only unbound controllers work.
+   */
+  unifiedCgroups?: boolean;
 }
 
 export interface Containerd {
@@ -370,10 +377,16 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     return text.split('\n').slice(-lines - 1).join('\n');
   };
 
+  const subtreeBefore = opts.unifiedCgroups ? readText(HYBRID_SUBTREE_CONTROL) : null;
+
   async function launch(): Promise<void> {
     const logFd = openSync(logPath, 'a');
     try {
-      const c = spawn('containerd', ['--config', configPath], {
+      const [cmd, args] = opts.unifiedCgroups
+        ? ['unshare', ['-m', '--propagation', 'private', '--', 'sh', '-c',
+          'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec containerd --config "$0"', configPath]]
+        : ['containerd', ['--config', configPath]];
+      const c = spawn(cmd, args, {
         cwd: root,
         env,
         stdio: ['ignore', logFd, logFd],
@@ -504,6 +517,12 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     // 6. container processes still in the cgroups of our containers
     await cleanupCgroups(known, note);
     await killLeftoverProcesses(note);
+    // controllers that runtimes enabled in the hybrid host's cgroup2 root, taken as their unified root
+    if (subtreeBefore !== null) {
+      const now = (readText(HYBRID_SUBTREE_CONTROL) ?? '').split(/\s+/).filter(Boolean);
+      const before = new Set(subtreeBefore.split(/\s+/).filter(Boolean));
+      for (const ctl of now) if (!before.has(ctl)) writeQuiet(HYBRID_SUBTREE_CONTROL, `-${ctl}`);
+    }
 
     // 7. mounts under the root
     await unmountAll(note);
@@ -851,14 +870,17 @@ export async function taskStatus(c: Containerd, id: string): Promise<string | un
  * One containerd with the busybox image for the tests of a file: started in a `before` hook, stopped
  * (and everything cleaned up) in an `after` hook even when tests failed.
  */
-export function containerdForFile(hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }): {
+export function containerdForFile(
+  hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void },
+  opts: StartOptions = {},
+): {
   containerd(): Containerd;
   image(): string;
 } {
   let c: Containerd | undefined;
   let image = '';
   hooks.before(async () => {
-    c = await startContainerd();
+    c = await startContainerd(opts);
     image = await buildBusyboxImage(c);
   });
   hooks.after(async () => {

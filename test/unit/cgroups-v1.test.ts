@@ -250,6 +250,17 @@ test('paths: /proc/<pid>/cgroup joined with the cgroup mounts', () => {
   assert.throws(() => resolveCgroupPathV2('1:cpu:/x\n', HYBRID_MOUNTINFO), CgroupFormatError);
 });
 
+test('paths: a later mount over /sys/fs/cgroup hides the hierarchies below it', () => {
+  // a private mount namespace that mounted cgroup2 on /sys/fs/cgroup (the harness's unified-cgroups mode)
+  const shadowed = `${HYBRID_MOUNTINFO}90 23 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n`;
+  const proc = '4:memory:/default/c1\n0::/default/c1\n';
+  assert.equal(resolveCgroupPathV2(proc, shadowed), '/sys/fs/cgroup/default/c1');
+  assert.deepEqual(resolveCgroupPathsV1(proc, shadowed), {});
+  // a v1 hierarchy mounted again on the same mountpoint: the later mount is the one reached
+  const remounted = `${HYBRID_MOUNTINFO}91 31 0:50 /sub /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n`;
+  assert.equal(resolveCgroupPathsV1('4:memory:/sub/c1\n', remounted).memory, '/sys/fs/cgroup/memory/c1');
+});
+
 // ---- real cgroups (root only) ----------------------------------------------------------------------
 
 const v1Host = process.getuid?.() === 0 && (cgroupMode() === 'hybrid' || cgroupMode() === 'legacy');

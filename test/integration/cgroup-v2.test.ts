@@ -1,0 +1,88 @@
+// The cgroup v2 code paths, end to end, on this cgroup v1 "hybrid" host: containerd, its shims and runc
+// run in a private mount namespace whose /sys/fs/cgroup is a cgroup2 mount (the harness's
+// `unifiedCgroups`), so runc-v2 and tsrt both see a unified host. Only the controllers the v1 hierarchies
+// leave free work in that tree (here: hugetlb; cpu.stat and the core files are always there), which is
+// why the containers run with `--cpu-shares 0` (ctr's default shares become a cpu.weight write). OOM
+// watches on v2 need memory.events, which only a memory controller makes: test/unit/native-shim.test.ts
+// covers that watch on a written memory.events instead.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { RUNC_V2, TSRT_V2, containerdForFile, taskStatus, uniqueId, waitFor, type Containerd } from './harness.js';
+
+// a namespace of its own: its cgroup directory (where runc enables controllers) is this file's alone
+const suite = containerdForFile({ before, after }, { unifiedCgroups: true, namespace: 'tsrt-v2' });
+const RUNTIMES = [RUNC_V2, TSRT_V2] as const;
+
+async function removeContainer(c: Containerd, id: string): Promise<void> {
+  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
+  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
+  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
+}
+
+/** `ctr task metrics --format json`, hugetlb sorted by page size (upstream sends them in map order). */
+function normalisedMetrics(json: string): Record<string, unknown> {
+  const m = JSON.parse(json) as Record<string, unknown> & { hugetlb?: Array<{ pagesize?: string }> };
+  m.hugetlb?.sort((a, b) => (a.pagesize ?? '').localeCompare(b.pagesize ?? ''));
+  return m;
+}
+
+describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () => {
+  test('run --rm: output and exit code under a unified cgroup tree', async () => {
+    const c = suite.containerd();
+    const seen = [];
+    for (const rt of RUNTIMES) {
+      const id = uniqueId('v2-run');
+      const r = await c.ctr(['run', '--rm', '--cpu-shares', '0', '--runtime', rt, suite.image(), id,
+        'sh', '-c', 'echo hello; grep ^0:: /proc/self/cgroup; exit 7'], { timeoutMs: 60_000 });
+      seen.push({ code: r.code, stdout: r.stdout.split(id).join('<id>'), stderr: r.stderr });
+    }
+    // no cgroup namespace in ctr's default spec: the container sees its cgroup2 path
+    assert.deepEqual(seen[0], { code: 7, stdout: 'hello\n0::/tsrt-v2/<id>\n', stderr: '' }, 'reference (runc-v2)');
+    assert.deepEqual(seen[1], seen[0]);
+  });
+
+  test('ctr task metrics of a busy container: io.containerd.cgroups.v2.Metrics, the same fields and values', async () => {
+    const c = suite.containerd();
+    const got: Record<string, { table: string[]; json: Record<string, unknown> }> = {};
+    for (const rt of RUNTIMES) {
+      const id = uniqueId('v2-metrics');
+      try {
+        await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', rt, suite.image(), id, 'sh', '-c', 'while :; do :; done']);
+        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', 10_000, { what: `${id} RUNNING` });
+        const table = await c.ctrOk(['task', 'metrics', id]);
+        const json = await c.ctrOk(['task', 'metrics', '--format', 'json', id]);
+        got[rt] = {
+          // metric names of the table (values are all 0 without the cpu, memory and pids controllers)
+          table: table.split('\n').slice(4).map((l) => l.trim().split(/\s{2,}/)).filter((f) => f.length === 2).map((f) => f.join('=')),
+          json: normalisedMetrics(json),
+        };
+      } finally {
+        await removeContainer(c, id);
+      }
+    }
+    const ref = got[RUNC_V2]!;
+    // v2 Metrics: io and rdma, no blkio; hugetlb has one entry per page size with its limit
+    assert.ok('io' in ref.json && 'rdma' in ref.json && !('blkio' in ref.json), JSON.stringify(ref.json));
+    assert.ok(ref.table.includes('cpu.usage_usec=0') && ref.table.includes('memory.usage=0'), ref.table.join(' '));
+    assert.deepEqual(got[TSRT_V2], ref);
+  });
+
+  test('SIGKILL to the init: exit 137, task STOPPED', async () => {
+    const c = suite.containerd();
+    const seen = [];
+    for (const rt of RUNTIMES) {
+      const id = uniqueId('v2-kill');
+      try {
+        await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', rt, suite.image(), id, 'sleep', '1000']);
+        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', 10_000, { what: `${id} RUNNING` });
+        await c.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitFor(async () => (await taskStatus(c, id)) === 'STOPPED', 10_000, { what: `${id} STOPPED` });
+        const ls = await c.ctrOk(['task', 'ls']);
+        seen.push(ls.split('\n').find((l) => l.startsWith(id))?.trim().split(/\s+/)[2]);
+      } finally {
+        await removeContainer(c, id);
+      }
+    }
+    assert.deepEqual(seen, ['STOPPED', 'STOPPED']);
+  });
+});
