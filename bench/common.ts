@@ -1,5 +1,6 @@
 // Figures, tables and the alternating latency runs the bench scripts share.
-import { RUNC_V2, TSRT_V2, type Containerd } from '../test/integration/harness.js';
+import { RUNC_V2, TSRT_V2, uniqueId, waitFor, type Containerd } from '../test/integration/harness.js';
+import { tasksClientFor } from '../test/integration/lib/tasks-client.js';
 
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: number[], p: number): number {
@@ -97,9 +98,39 @@ export async function timeCtr(c: Containerd, args: string[]): Promise<Sample> {
   return { ms, error: `${status}: ${firstLines(r.stderr || r.stdout)}` };
 }
 
-/** N from argv (default 30), and a flag that turns true on SIGINT/SIGTERM so the script can clean up. */
-export function benchArgs(script: string): { n: number; stopped: () => boolean } {
-  const n = Number(process.argv[2] ?? 30);
+// ---- detached containers ------------------------------------------------------------------------
+
+export const short = (rt: Runtime): string => (rt === RUNC_V2 ? 'runc' : 'tsrt');
+
+/**
+ * Start `sleep 1000` detached under `rt` as `<prefix>-<runtime>-<unique>`; returns the container id (to
+ * remove even on failure) and an error text if it did not reach RUNNING. Waits with Tasks.Get, not
+ * `ctr task ls` (which asks every shim for its State).
+ */
+export async function startContainer(c: Containerd, image: string, rt: Runtime, prefix: string): Promise<{ id: string; error?: string }> {
+  const id = uniqueId(`${prefix}-${short(rt)}`);
+  const r = await c.ctr(['run', '-d', '--runtime', rt, image, id, 'sleep', '1000'], { timeoutMs: 60_000 });
+  if (r.code !== 0) return { id, error: `ctr run -d: exit ${r.code}: ${firstLines(r.stderr || r.stdout)}` };
+  const tasks = tasksClientFor(c);
+  try {
+    await waitFor(async () => (await tasks.get(id)).status === 2 /* RUNNING */, 15_000, { what: `${id} RUNNING` });
+  } catch (e) {
+    return { id, error: (e as Error).message };
+  } finally {
+    tasks.close();
+  }
+  return { id };
+}
+
+export async function removeContainer(c: Containerd, id: string): Promise<void> {
+  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
+  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
+  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
+}
+
+/** N from argv (default `defaultN`), and a flag that turns true on SIGINT/SIGTERM so the script can clean up. */
+export function benchArgs(script: string, defaultN = 30): { n: number; stopped: () => boolean } {
+  const n = Number(process.argv[2] ?? defaultN);
   if (!Number.isInteger(n) || n < 1) throw new Error(`usage: ${script} [N>=1], got ${process.argv[2]}`);
   let stopped = false;
   const onSignal = () => {

@@ -150,6 +150,23 @@ export class TasksClient {
     return { pid: num(3), status: num(4), exitStatus: num(9) };
   }
 
+  /**
+   * Tasks.Metrics: containerd calls the shim's Stats for every task matching one of `filters` (ORed,
+   * e.g. `id==ctr1`; none: every task of the namespace). Returns how many Metric entries came back.
+   */
+  async metrics(filters: string[]): Promise<number> {
+    const w = Writer.create();
+    for (const f of filters) w.uint32((1 << 3) | 2).string(f);
+    const r = Reader.create(await this.call('Metrics', w.finish()));
+    let count = 0;
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag === ((1 << 3) | 2)) count++;
+      r.skipType(tag & 7);
+    }
+    return count;
+  }
+
   close(): void {
     this.client.close();
   }
