@@ -1,9 +1,10 @@
 // Runtime options: what containerd passes in CreateTaskRequest.options, turned into one RuntimeConfig.
 // For `io.containerd.tsrt.v2` containerd (CRI `options.ConfigPath`, `ctr --runtime-config-path`) sends
 // runtimeoptions.v1.Options{config_path}: a TOML file with the keys runc-v2 users know (BinaryName, Root,
-// SystemdCgroup) plus tsrt's own (Backend). runc-v2's own Options type and ctr's legacy CreateOptions are
-// accepted too, so configurations written for runc-v2 keep working.
+// SystemdCgroup) plus tsrt's own (Backend, MetricsAddress). runc-v2's own Options type and ctr's legacy
+// CreateOptions are accepted too, so configurations written for runc-v2 keep working.
 import fs from 'node:fs';
+import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { containerd, runtimeoptions, google } from '../gen/proto.js';
 import { InvalidArgumentError } from '../shim/errors.js';
@@ -17,6 +18,11 @@ export interface RuntimeConfig {
   noPivotRoot: boolean;
   /** Backend used when the spec's `io.tsrt.backend` annotation does not name one. */
   backend: string;
+  /**
+   * Where the daemon serves Prometheus metrics (`unix:///path.sock` or a loopback `host:port`, see
+   * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
+   */
+  metricsAddress: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
@@ -25,6 +31,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   systemdCgroup: false,
   noPivotRoot: false,
   backend: 'runc',
+  metricsAddress: '',
 };
 
 const KEYS: Record<string, (c: RuntimeConfig, v: unknown, file: string) => void> = {
@@ -33,6 +40,7 @@ const KEYS: Record<string, (c: RuntimeConfig, v: unknown, file: string) => void>
   SystemdCgroup: (c, v, f) => { c.systemdCgroup = bool(v, 'SystemdCgroup', f); },
   NoPivotRoot: (c, v, f) => { c.noPivotRoot = bool(v, 'NoPivotRoot', f); },
   Backend: (c, v, f) => { c.backend = str(v, 'Backend', f); },
+  MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
 };
 
 function str(v: unknown, key: string, file: string): string {
@@ -41,6 +49,52 @@ function str(v: unknown, key: string, file: string): string {
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);
+  return v;
+}
+
+/** Where the metrics endpoint listens: a unix socket, or a TCP port on the loopback interface. */
+export type MetricsListen =
+  | { kind: 'unix'; path: string }
+  | { kind: 'tcp'; host: '127.0.0.1' | '::1'; port: number };
+
+const METRICS_FORMS = 'unix:///absolute/path.sock, 127.0.0.1:<port>, [::1]:<port> or localhost:<port>';
+
+/**
+ * Parses a MetricsAddress. Only loopback hosts are accepted: the endpoint has no authentication, and a
+ * shim must not open a port to the network because of a runtime option. `localhost` means 127.0.0.1,
+ * so that the address a scraper is given does not depend on how the host resolves the name.
+ */
+export function parseMetricsAddress(address: string): MetricsListen {
+  const bad = (why: string): InvalidArgumentError =>
+    new InvalidArgumentError(`MetricsAddress ${JSON.stringify(address)}: ${why} (expected ${METRICS_FORMS})`);
+  if (address.startsWith('unix://')) {
+    const p = address.slice('unix://'.length);
+    if (!path.isAbsolute(p)) throw bad('the socket path must be absolute');
+    if (p.endsWith('/')) throw bad('the socket path names a directory');
+    // sun_path holds 108 bytes with the terminating NUL; a longer path would only fail at listen.
+    if (Buffer.byteLength(p) > 107) throw bad('the socket path is longer than 107 bytes');
+    return { kind: 'unix', path: path.normalize(p) };
+  }
+  const m = /^(\[::1\]|127\.0\.0\.1|localhost):(\d{1,5})$/.exec(address);
+  if (!m) {
+    const host = /^(\[[^\]]*\]|[^:]*):\d+$/.exec(address)?.[1];
+    throw bad(host ? `host ${host} is not allowed, the endpoint listens on loopback only` : 'not a unix socket or a loopback host:port');
+  }
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw bad(`port ${m[2]} is out of range 1-65535`);
+  return { kind: 'tcp', host: m[1] === '[::1]' ? '::1' : '127.0.0.1', port };
+}
+
+function metricsAddress(v: unknown, file: string): string {
+  if (typeof v !== 'string') throw new InvalidArgumentError(`${file}: MetricsAddress must be a string`);
+  // '' says "no endpoint" explicitly; anything else must parse, so that a typo fails the Create.
+  if (v !== '') {
+    try {
+      parseMetricsAddress(v);
+    } catch (e) {
+      throw new InvalidArgumentError(`${file}: ${(e as Error).message}`);
+    }
+  }
   return v;
 }
 

@@ -11,7 +11,11 @@ import { TaskService } from './task-service.js';
 import { StateStore } from './state-store.js';
 import { EventPublisher } from './events.js';
 import { daemonLogger, type Logger } from './log.js';
-import { TtrpcServer } from '../ttrpc/server.js';
+import { TtrpcServer, type RequestObserver } from '../ttrpc/server.js';
+import { listenUnix, SocketInUse } from './unix-listen.js';
+import { parseMetricsAddress, type RuntimeConfig } from '../plugins/config.js';
+// Only the type: the module (and prom-client with it) is loaded when a container asks for metrics.
+import type { MetricsEndpoint, MetricsSource, MonitorProbe } from './metrics-endpoint.js';
 
 const TASK_SERVICE = 'containerd.task.v2.Task';
 const IDLE_EXIT_MS = Number(process.env.TSRT_DAEMON_IDLE_MS ?? 300_000);
@@ -30,6 +34,16 @@ class Daemon {
   private groups = new Map<string, Group>();
   private idleTimer: NodeJS.Timeout | null = null;
   private server: net.Server | null = null;
+  private stopping = false;
+  /** The Task API's method names (the same for every group), for the metrics' method label. */
+  private taskMethods: ReadonlySet<string> = new Set();
+  /** The MetricsAddress served, or being set up; '' while there is no endpoint. */
+  private metricsAddress = '';
+  private metrics: MetricsEndpoint | null = null;
+  private warnedMetricsAddress = false;
+  /** Set on every group's ttrpc server once the endpoint runs; without it requests are not timed. */
+  private readonly observeRequest: RequestObserver = (service, method, code, seconds) =>
+    this.metrics?.recordRequest(service, method, code, seconds);
 
   constructor(private readonly dir: string, private readonly log: Logger, private readonly events: EventPublisher) {}
 
@@ -41,6 +55,7 @@ class Daemon {
     link.onReaped((e) => router.deliver(e));
     const server = new TtrpcServer({
       log: (level, msg, extra) => this.log[level]({ monitor: monitorId.slice(0, 12), ...extra }, msg),
+      onRequest: this.metrics ? this.observeRequest : undefined,
     });
     const store = new StateStore(path.join(this.dir, 'state', monitorId));
     const created: Group = {
@@ -48,10 +63,13 @@ class Daemon {
       service: new TaskService({
         link, router, events: this.events, log: this.log, store,
         onEmpty: () => this.retire(monitorId),
+        onConfig: (config) => this.onConfig(config),
       }),
     };
     link.onOom((key) => created.service.oomKilled(key));
-    server.register(TASK_SERVICE, created.service.handlers());
+    const handlers = created.service.handlers();
+    server.register(TASK_SERVICE, handlers);
+    if (this.taskMethods.size === 0) this.taskMethods = new Set(Object.keys(handlers));
     this.groups.set(monitorId, created);
     this.touch();
     // A proxy connection can arrive before its monitor's control hello; one whose monitor never
@@ -65,6 +83,8 @@ class Daemon {
     const g = this.groups.get(monitorId);
     if (!g || g.service.size > 0) return;
     this.groups.delete(monitorId);
+    // Before shutdown, so that the monitor's last counts are asked for while it still answers.
+    void this.metrics?.monitorRetiring(monitorProbe(monitorId, g));
     g.link.shutdown().catch(() => undefined).finally(() => {
       g.link.close();
       this.forget(monitorId, g);
@@ -93,6 +113,55 @@ class Daemon {
       this.forget(monitorId, g);
     };
     check();
+  }
+
+  /** A Create's runtime options: the first MetricsAddress named starts the daemon's metrics endpoint. */
+  private onConfig(config: RuntimeConfig): void {
+    // Records written before MetricsAddress existed have no such field.
+    const address = config.metricsAddress ?? '';
+    if (address === '' || this.stopping) return;
+    if (this.metricsAddress === '') {
+      this.metricsAddress = address;
+      void this.startMetrics(address);
+      return;
+    }
+    if (address !== this.metricsAddress && !this.warnedMetricsAddress) {
+      this.warnedMetricsAddress = true;
+      this.log.warn({ serving: this.metricsAddress, asked: address },
+        'a container names another MetricsAddress; the daemon serves one metrics endpoint and keeps the first');
+    }
+  }
+
+  /** Never fails a Create: a metrics endpoint that cannot listen is a warning; a later Create tries again. */
+  private async startMetrics(address: string): Promise<void> {
+    try {
+      const { MetricsEndpoint } = await import('./metrics-endpoint.js');
+      const endpoint = await MetricsEndpoint.open(parseMetricsAddress(address), this.metricsSource(), {
+        log: this.log, service: TASK_SERVICE, methods: this.taskMethods,
+      });
+      if (this.stopping) {
+        endpoint.close();
+        return;
+      }
+      this.metrics = endpoint;
+      for (const g of this.groups.values()) g.server.observeRequests(this.observeRequest);
+      this.log.info({ address }, 'metrics endpoint listening');
+    } catch (e) {
+      this.metricsAddress = '';
+      this.log.warn({ address, err: (e as Error).message }, 'cannot serve metrics; containers are not affected');
+    }
+  }
+
+  private metricsSource(): MetricsSource {
+    return {
+      containers: () => {
+        let n = 0;
+        for (const g of this.groups.values()) n += g.service.size;
+        return n;
+      },
+      monitors: () => [...this.groups].filter(([, g]) => g.link.hello.pid > 0).map(([id, g]) => monitorProbe(id, g)),
+      events: this.events.stats,
+    };
   }
 
   private touch(): void {
@@ -151,30 +220,14 @@ class Daemon {
 
   async listen(): Promise<void> {
     const sockPath = path.join(this.dir, 'daemon.sock');
-    const tmp = `${sockPath}.${process.pid}`;
-    fs.rmSync(tmp, { force: true });
     const server = net.createServer((s) => this.onConnection(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(tmp, () => { server.off('error', reject); resolve(); });
-    });
-    fs.chmodSync(tmp, 0o600);
-    // Publish the socket atomically with link(2): if another daemon won the race, leave quietly.
-    for (;;) {
-      try {
-        fs.linkSync(tmp, sockPath);
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        if (await canConnect(sockPath)) {
-          server.close();
-          fs.rmSync(tmp, { force: true });
-          throw new AlreadyRunning();
-        }
-        fs.rmSync(sockPath, { force: true });
-      }
+    try {
+      await listenUnix(server, sockPath, 0o600);
+    } catch (e) {
+      // Another daemon won the race: leave quietly.
+      if (e instanceof SocketInUse) throw new AlreadyRunning();
+      throw e;
     }
-    fs.rmSync(tmp, { force: true });
     fs.writeFileSync(path.join(this.dir, 'daemon.pid'), String(process.pid));
     this.server = server;
     this.touch();
@@ -183,6 +236,8 @@ class Daemon {
 
   stop(why: string): void {
     this.log.info({ why }, 'tsrt daemon stopping');
+    this.stopping = true;
+    this.metrics?.close();
     const sockPath = path.join(this.dir, 'daemon.sock');
     try {
       // Only remove the socket if it is still ours.
@@ -198,6 +253,15 @@ class Daemon {
 
 class AlreadyRunning extends Error {}
 
+function monitorProbe(monitorId: string, g: Group): MonitorProbe {
+  return {
+    key: `${monitorId}:${g.link.hello.pid}`,
+    pid: g.link.hello.pid,
+    connected: g.link.connected,
+    ioStats: () => g.link.ioStats(),
+  };
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -205,16 +269,6 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function canConnect(p: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(p);
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    setTimeout(() => done(false), 500).unref();
-  });
 }
 
 async function main(): Promise<void> {

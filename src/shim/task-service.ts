@@ -174,6 +174,8 @@ export class TaskService {
         heldInitExit: r.heldInitExit ? { pid: init.pid, status: r.heldInitExit.status, at: new Date(r.heldInitExit.at) } : null,
       };
       this.containers.set(r.id, c);
+      // what its options asked of the daemon (a metrics endpoint) is asked of the new daemon too
+      this.deps.onConfig?.(r.config);
       backend.adopt({
         id: r.id, bundle: r.bundle, pid: init.pid, running: !init.hasExited && !c.heldInitExit && init.status !== 'deleted',
         runningExecs: [...execs.values()].filter((e) => e.pid > 0 && !e.hasExited && e.status !== 'stopped').map((e) => ({ execId: e.execId, pid: e.pid })),

@@ -11,6 +11,8 @@
 // * timeout_nano > 0 -> ctx.deadline and ctx.signal aborts at the deadline (the handler keeps
 //   running; its answer is still sent, as in Go); ctx.signal also aborts when the connection closes;
 // * data frames, response frames and unknown message types are ignored.
+// An optional observer (TtrpcServerOptions.onRequest) sees each request's status code and duration, for
+// the daemon's metrics.
 import type { Socket } from 'node:net';
 import { ttrpc } from '../gen/proto.js';
 import { Code, StatusError, codeName, hasStatusCode, type StatusDetail } from './codes.js';
@@ -33,8 +35,16 @@ export type Handler = (payload: Uint8Array, ctx: RequestContext) => Promise<Uint
 export type LogLevel = 'debug' | 'warn' | 'error';
 export type LogFn = (level: LogLevel, msg: string, extra?: object) => void;
 
+/**
+ * Sees every request once, when its response or error status is written: the request's service and
+ * method ('' when the request could not be decoded), the ttrpc status code (0 = OK) and the seconds
+ * from the request's arrival to that moment.
+ */
+export type RequestObserver = (service: string, method: string, code: number, seconds: number) => void;
+
 export interface TtrpcServerOptions {
   log?: LogFn;
+  onRequest?: RequestObserver;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -54,10 +64,20 @@ export class TtrpcServer {
   private readonly services = new Map<string, Map<string, Handler>>();
   private readonly conns = new Set<Connection>();
   private readonly log: LogFn;
+  private observer: RequestObserver | undefined;
   private nextConnId = 1;
 
   constructor(opts?: TtrpcServerOptions) {
     this.log = opts?.log ?? (() => {});
+    this.observer = opts?.onRequest;
+  }
+
+  /**
+   * Sets (or, with undefined, removes) the request observer. Requests that arrived while there was none
+   * are not reported: they have no start time.
+   */
+  observeRequests(observer: RequestObserver | undefined): void {
+    this.observer = observer;
   }
 
   /** Adds (or replaces) the methods of `service`, e.g. "containerd.task.v2.Task". */
@@ -140,6 +160,7 @@ export class TtrpcServer {
         if (r.type === MessageType.Request) {
           this.sendStatus(conn, r.streamId, Code.ResourceExhausted,
             `message length ${r.length} exceed maximum message size of ${MAX_MESSAGE_LENGTH}`);
+          this.observe(this.startClock(), '', '', Code.ResourceExhausted);
         }
         continue;
       }
@@ -153,12 +174,13 @@ export class TtrpcServer {
   }
 
   private onRequest(conn: Connection, streamId: number, flags: number, body: Buffer): void {
+    const started = this.startClock();
     if (streamId % 2 === 0) {
-      this.sendStatus(conn, streamId, Code.InvalidArgument, 'StreamID must be odd for client initiated streams');
+      this.reject(conn, streamId, started, '', '', Code.InvalidArgument, 'StreamID must be odd for client initiated streams');
       return;
     }
     if (streamId <= conn.lastStreamId || conn.inflight.has(streamId)) {
-      this.sendStatus(conn, streamId, Code.InvalidArgument, 'StreamID cannot be re-used and must increment');
+      this.reject(conn, streamId, started, '', '', Code.InvalidArgument, 'StreamID cannot be re-used and must increment');
       return;
     }
     conn.lastStreamId = streamId;
@@ -167,23 +189,23 @@ export class TtrpcServer {
     try {
       req = ttrpc.Request.decode(body);
     } catch (err) {
-      this.sendStatus(conn, streamId, Code.InvalidArgument, `failed to decode request: ${errorMessage(err)}`);
+      this.reject(conn, streamId, started, '', '', Code.InvalidArgument, `failed to decode request: ${errorMessage(err)}`);
       return;
     }
     const service = req.service;
     const method = req.method;
     const methods = this.services.get(service);
     if (methods === undefined) {
-      this.sendStatus(conn, streamId, Code.Unimplemented, `service ${service}`);
+      this.reject(conn, streamId, started, service, method, Code.Unimplemented, `service ${service}`);
       return;
     }
     const handler = methods.get(method);
     if (handler === undefined) {
-      this.sendStatus(conn, streamId, Code.Unimplemented, `method ${method}`);
+      this.reject(conn, streamId, started, service, method, Code.Unimplemented, `method ${method}`);
       return;
     }
     if ((flags & Flags.RemoteOpen) !== 0) {
-      this.sendStatus(conn, streamId, Code.InvalidArgument, `method ${method} does not support streaming`);
+      this.reject(conn, streamId, started, service, method, Code.InvalidArgument, `method ${method} does not support streaming`);
       return;
     }
 
@@ -209,48 +231,81 @@ export class TtrpcServer {
       }
     }
     conn.inflight.set(streamId, ac);
-    void this.run(conn, streamId, handler, req.payload ?? EMPTY, ctx, timer);
+    void this.run(conn, streamId, handler, req.payload ?? EMPTY, ctx, timer, started);
   }
 
   private async run(conn: Connection, streamId: number, handler: Handler, payload: Uint8Array,
-    ctx: RequestContext, timer: NodeJS.Timeout | undefined): Promise<void> {
+    ctx: RequestContext, timer: NodeJS.Timeout | undefined, started: bigint): Promise<void> {
     let result: unknown;
+    let code: Code;
     try {
       result = await handler(payload, ctx);
     } catch (err) {
-      this.sendError(conn, streamId, ctx, err);
+      code = this.sendError(conn, streamId, ctx, err);
+      this.observe(started, ctx.service, ctx.method, code);
       return;
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       conn.inflight.delete(streamId);
     }
+    code = this.respond(conn, streamId, ctx, result);
+    this.observe(started, ctx.service, ctx.method, code);
+  }
+
+  /** Writes a handler's result as the response; returns the status code that went out. */
+  private respond(conn: Connection, streamId: number, ctx: RequestContext, result: unknown): Code {
     if (result === undefined || result === null) result = EMPTY;
     if (!(result instanceof Uint8Array)) {
       this.log('error', 'ttrpc: handler returned a non-binary result', { service: ctx.service, method: ctx.method });
       this.sendStatus(conn, streamId, Code.Internal, `method ${ctx.method} returned an invalid response`);
-      return;
+      return Code.Internal;
     }
     const body = ttrpc.Response.encode({ payload: result }).finish();
     if (body.length > MAX_MESSAGE_LENGTH) {
       this.sendStatus(conn, streamId, Code.ResourceExhausted,
         `message length ${body.length} exceed maximum message size of ${MAX_MESSAGE_LENGTH}`);
-      return;
+      return Code.ResourceExhausted;
     }
     this.write(conn, streamId, body);
+    return Code.OK;
   }
 
-  private sendError(conn: Connection, streamId: number, ctx: RequestContext, err: unknown): void {
+  private sendError(conn: Connection, streamId: number, ctx: RequestContext, err: unknown): Code {
     if (hasStatusCode(err)) {
       const message = typeof err.message === 'string' ? err.message : String(err.message ?? '');
       this.log('debug', 'ttrpc: handler returned status', {
         service: ctx.service, method: ctx.method, code: codeName(err.code), message,
       });
       this.sendStatus(conn, streamId, err.code, message, detailsOf(err));
-      return;
+      return err.code;
     }
     const message = errorMessage(err);
     this.log('warn', 'ttrpc: handler failed', { service: ctx.service, method: ctx.method, error: message });
     this.sendStatus(conn, streamId, Code.Unknown, message);
+    return Code.Unknown;
+  }
+
+  /** A request refused before any handler ran. */
+  private reject(conn: Connection, streamId: number, started: bigint, service: string, method: string,
+    code: Code, message: string): void {
+    this.sendStatus(conn, streamId, code, message);
+    this.observe(started, service, method, code);
+  }
+
+  // Without an observer the clock is never read: one branch per request is all the hot path pays.
+  private startClock(): bigint {
+    return this.observer === undefined ? 0n : process.hrtime.bigint();
+  }
+
+  private observe(started: bigint, service: string, method: string, code: Code): void {
+    const observer = this.observer;
+    // A request that arrived before the observer was set has no start time; it is not reported.
+    if (observer === undefined || started === 0n) return;
+    try {
+      observer(service, method, code, Number(process.hrtime.bigint() - started) / 1e9);
+    } catch (err) {
+      this.log('warn', 'ttrpc: request observer failed', { error: errorMessage(err) });
+    }
   }
 
   private sendStatus(conn: Connection, streamId: number, code: Code, message: string, details?: StatusDetail[]): void {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ttrpc } from '../../src/gen/proto.js';
 import { Code, StatusError } from '../../src/ttrpc/codes.js';
 import { FrameReader, MessageType, Flags, encodeFrame, encodeHeader, MAX_MESSAGE_LENGTH, type Frame } from '../../src/ttrpc/frame.js';
-import { TtrpcServer, unary, type Handler, type RequestContext } from '../../src/ttrpc/server.js';
+import { TtrpcServer, unary, type Handler, type RequestContext, type RequestObserver } from '../../src/ttrpc/server.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { int64ToNumber } from '../../src/ttrpc/proto-helpers.js';
 
@@ -35,11 +35,11 @@ interface Harness {
   stop(): Promise<void>;
 }
 
-async function start(extra?: Record<string, Handler>): Promise<Harness> {
+async function start(extra?: Record<string, Handler>, onRequest?: RequestObserver): Promise<Harness> {
   const path = join(dir, `s${++sockSeq}.sock`);
   const logs: Array<{ level: string; msg: string }> = [];
   const contexts: RequestContext[] = [];
-  const server = new TtrpcServer({ log: (level, msg) => logs.push({ level, msg }) });
+  const server = new TtrpcServer({ log: (level, msg) => logs.push({ level, msg }), onRequest });
   server.register(SERVICE, {
     Echo: async (payload, ctx) => {
       contexts.push(ctx);
@@ -428,6 +428,65 @@ test('an oversized request gets ResourceExhausted on its stream and the connecti
     assert.equal(dec(ttrpc.Response.decode(b.payload).payload), 'small');
   } finally {
     raw.close();
+    await h.stop();
+  }
+});
+
+test('request observer: once per request, when its answer is written, with its code and duration', async () => {
+  const seen: Array<{ service: string; method: string; code: number; seconds: number }> = [];
+  const h = await start(undefined, (service, method, code, seconds) => seen.push({ service, method, code, seconds }));
+  const client = await TtrpcClient.connect(h.path);
+  const raw = await Raw.connect(h.path);
+  try {
+    assert.equal(dec(await client.call(SERVICE, 'Echo', enc('x'))), 'x');
+    assert.equal(seen.length, 1, 'observed by the time the client has the answer');
+    await rejection(client.call(SERVICE, 'Fail', enc('subclass')));
+    await rejection(client.call(SERVICE, 'Fail', enc('other')));
+    await client.call(SERVICE, 'Sleep', enc('40'));
+    await rejection(client.call(SERVICE, 'Nope', enc('')));
+    await rejection(client.call('nope.v1.Svc', 'Echo', enc('')));
+    raw.request(2, { service: SERVICE, method: 'Echo' });
+    await raw.next();
+    assert.deepEqual(seen.map(({ service, method, code }) => [service, method, code]), [
+      [SERVICE, 'Echo', Code.OK],
+      [SERVICE, 'Fail', Code.NotFound],
+      [SERVICE, 'Fail', Code.Unknown],
+      [SERVICE, 'Sleep', Code.OK],
+      [SERVICE, 'Nope', Code.Unimplemented],
+      ['nope.v1.Svc', 'Echo', Code.Unimplemented],
+      ['', '', Code.InvalidArgument],
+    ]);
+    const sleep = seen[3]!.seconds;
+    assert.ok(sleep >= 0.035 && sleep < 5, `Sleep 40 ms took ${sleep} s`);
+    assert.ok(seen.every((o) => o.seconds >= 0));
+
+    // A failing observer is logged; the answers still go out. Removing it stops the reports.
+    h.server.observeRequests(() => { throw new Error('observer bug'); });
+    assert.equal(dec(await client.call(SERVICE, 'Echo', enc('y'))), 'y');
+    assert.ok(h.logs.some((l) => l.level === 'warn' && l.msg === 'ttrpc: request observer failed'));
+    h.server.observeRequests(undefined);
+    await client.call(SERVICE, 'Echo', enc('z'));
+    assert.equal(seen.length, 7);
+  } finally {
+    raw.close();
+    client.close();
+    await h.stop();
+  }
+});
+
+test('request observer set later: in-flight requests are not reported, later ones are', async () => {
+  const h = await start();
+  const client = await TtrpcClient.connect(h.path);
+  try {
+    const seen: string[] = [];
+    const slow = client.call(SERVICE, 'Sleep', enc('50'));
+    await sleep(10);
+    h.server.observeRequests((_s, method, code) => seen.push(`${method}:${code}`));
+    await slow;
+    await client.call(SERVICE, 'Echo', enc(''));
+    assert.deepEqual(seen, [`Echo:${Code.OK}`]);
+  } finally {
+    client.close();
     await h.stop();
   }
 });
