@@ -1,5 +1,8 @@
 // Figures, tables and the alternating latency runs the bench scripts share.
 import { RUNC_V2, TSRT_V2, uniqueId, waitFor, type Containerd } from '../test/integration/harness.js';
+
+// the bench scripts remove their containers the way the tests do
+export { removeContainer } from '../test/integration/harness.js';
 import { tasksClientFor } from '../test/integration/lib/tasks-client.js';
 
 /** Nearest-rank percentile of an ascending array. */
@@ -120,12 +123,6 @@ export async function startContainer(c: Containerd, image: string, rt: Runtime, 
     tasks.close();
   }
   return { id };
-}
-
-export async function removeContainer(c: Containerd, id: string): Promise<void> {
-  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
-  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
-  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
 }
 
 /** N from argv (default `defaultN`), and a flag that turns true on SIGINT/SIGTERM so the script can clean up. */

@@ -7,17 +7,11 @@
 // covers that watch on a written memory.events instead.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { RUNC_V2, TSRT_V2, containerdForFile, taskStatus, uniqueId, waitFor, type Containerd } from './harness.js';
+import { RUNC_V2, TSRT_V2, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor } from './harness.js';
 
 // a namespace of its own: its cgroup directory (where runc enables controllers) is this file's alone
 const suite = containerdForFile({ before, after }, { unifiedCgroups: true, namespace: 'tsrt-v2' });
 const RUNTIMES = [RUNC_V2, TSRT_V2] as const;
-
-async function removeContainer(c: Containerd, id: string): Promise<void> {
-  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
-  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
-  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
-}
 
 /** `ctr task metrics --format json`, hugetlb sorted by page size (upstream sends them in map order). */
 function normalisedMetrics(json: string): Record<string, unknown> {

@@ -17,6 +17,7 @@ import {
   TSRT_V2,
   containerdForFile,
   ctrInTerminal,
+  removeContainer,
   sleep,
   taskStatus,
   uniqueId,
@@ -121,13 +122,6 @@ function eventTokens(events: CtrEvent[], norm: (s: string) => string): string[] 
 
 const isInitDelete = (id: string) => (e: CtrEvent) =>
   e.topic === '/tasks/delete' && e.payload.container_id === id && processOf(e) === 'init';
-
-async function removeContainer(c: Containerd, id: string): Promise<void> {
-  const o = { timeoutMs: 30_000 };
-  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], o);
-  await c.ctr(['task', 'delete', '--force', id], o);
-  await c.ctr(['containers', 'rm', id], o);
-}
 
 async function runHalf<T>(name: string, tag: Tag, scenario: (x: Side) => Promise<T>): Promise<Half<T>> {
   const c = suite.containerd();

@@ -867,6 +867,16 @@ export async function taskStatus(c: Containerd, id: string): Promise<string | un
 }
 
 /**
+ * Best effort, for finally blocks and teardown: SIGKILL the task, force-delete it, remove the container.
+ * Never throws; whatever it cannot remove, the harness's stop() still cleans up.
+ */
+export async function removeContainer(c: Containerd, id: string): Promise<void> {
+  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
+  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
+  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
+}
+
+/**
  * One containerd with the busybox image for the tests of a file: started in a `before` hook, stopped
  * (and everything cleaned up) in an `after` hook even when tests failed.
  */

@@ -12,6 +12,7 @@ import {
   TSRT_V2,
   containerdForFile,
   ctrInTerminal,
+  removeContainer,
   taskStatus,
   tsrtDaemonDir,
   uniqueId,
@@ -97,14 +98,6 @@ function tsrtWith(cd: Containerd, name: string, address: string): string[] {
   const cfg = join(cd.root, `${name}.toml`);
   writeFileSync(cfg, `MetricsAddress = ${JSON.stringify(address)}\n`);
   return ['--runtime', TSRT_V2, '--runtime-config-path', cfg];
-}
-
-/** Best effort, for finally blocks: SIGKILL a detached container, then delete its task and the container. */
-async function removeContainer(cd: Containerd, id: string): Promise<void> {
-  await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-  await waitFor(async () => (await taskStatus(cd, id)) !== 'RUNNING', 10_000, { what: `${id} stopped` }).catch(() => undefined);
-  await cd.ctr(['task', 'delete', id]);
-  await cd.ctr(['containers', 'rm', id]);
 }
 
 describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
