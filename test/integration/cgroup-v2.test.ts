@@ -7,7 +7,7 @@
 // covers that watch on a written memory.events instead.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { RUNC_V2, TSRT_V2, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor } from './harness.js';
+import { CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor } from './harness.js';
 
 // a namespace of its own: its cgroup directory (where runc enables controllers) is this file's alone
 const suite = containerdForFile({ before, after }, { unifiedCgroups: true, namespace: 'tsrt-v2' });
@@ -42,7 +42,7 @@ describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () 
       const id = uniqueId('v2-metrics');
       try {
         await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', rt, suite.image(), id, 'sh', '-c', 'while :; do :; done']);
-        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', 10_000, { what: `${id} RUNNING` });
+        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
         const table = await c.ctrOk(['task', 'metrics', id]);
         const json = await c.ctrOk(['task', 'metrics', '--format', 'json', id]);
         got[rt] = {
@@ -68,9 +68,9 @@ describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () 
       const id = uniqueId('v2-kill');
       try {
         await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', rt, suite.image(), id, 'sleep', '1000']);
-        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', 10_000, { what: `${id} RUNNING` });
+        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
         await c.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
-        await waitFor(async () => (await taskStatus(c, id)) === 'STOPPED', 10_000, { what: `${id} STOPPED` });
+        await waitFor(async () => (await taskStatus(c, id)) === 'STOPPED', WAIT_MS, { what: `${id} STOPPED` });
         const ls = await c.ctrOk(['task', 'ls']);
         seen.push(ls.split('\n').find((l) => l.startsWith(id))?.trim().split(/\s+/)[2]);
       } finally {

@@ -60,6 +60,18 @@ const TASK_STATE_SUBDIR = 'io.containerd.runtime.v2.task';
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * Time limits of the tests. They are sized for a machine 3× slower than a quiet reference one and busy
+ * with other work (`npm run test:load`): there a container start that takes 0.1 s quietly can take
+ * 2–3 s. Every wait returns as soon as what it waits for has happened, so a generous limit costs time
+ * only when a test fails.
+ *
+ * WAIT_MS: for a state the test has just caused (a task RUNNING or STOPPED, an event, a process gone).
+ * CMD_MS: for one `ctr` command (a `ctr run` includes unpacking the rootfs and starting a shim).
+ */
+export const WAIT_MS = 30_000;
+export const CMD_MS = 60_000;
+
+/**
  * A container id that is unique across concurrently running harnesses (containers in one namespace
  * share runc's state root and cgroup parent, so ids must not collide between test runs).
  */
@@ -74,7 +86,7 @@ export function uniqueId(prefix = 't'): string {
  */
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
-  timeoutMs = 10_000,
+  timeoutMs = WAIT_MS,
   opts: { intervalMs?: number; what?: string } = {},
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
@@ -187,7 +199,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   });
-  const result = collect(child, opts.timeoutMs ?? 60_000);
+  const result = collect(child, opts.timeoutMs ?? CMD_MS);
   if (opts.input !== undefined && child.stdin) {
     child.stdin.on('error', () => {}); // EPIPE when the command does not read its input
     child.stdin.end(opts.input);
@@ -223,7 +235,7 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** extra TOML appended to the generated config */
   extraConfig?: string;
-  /** how long to wait for containerd to answer (default 30 s) */
+  /** how long to wait for containerd to answer (default CMD_MS) */
   readyTimeoutMs?: number;
   /**
    * Run containerd (and so its shims and runtimes) in a private mount namespace whose /sys/fs/cgroup
@@ -270,6 +282,8 @@ export interface Containerd {
   bundleDir(id: string, ns?: string): string;
   /** last `lines` lines of containerd's log */
   logTail(lines?: number): string;
+  /** pids of this containerd's own processes: containerd, its shims and monitors, its tsrt daemons */
+  ownPids(): number[];
 }
 
 function tomlString(s: string): string {
@@ -403,14 +417,14 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     } finally {
       closeSync(logFd);
     }
-    const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? CMD_MS);
     let last: CmdResult | null = null;
     for (;;) {
       if (exited) {
         throw new Error(`containerd exited during startup (config ${configPath})\n${logTail(40)}`);
       }
       if (existsSync(address)) {
-        last = await run('ctr', ['--address', address, 'version'], { timeoutMs: 5000, env: ctrEnv() });
+        last = await run('ctr', ['--address', address, 'version'], { timeoutMs: 15_000, env: ctrEnv() });
         if (last.code === 0 && /Server:/.test(last.stdout)) return;
       }
       if (Date.now() > deadline) {
@@ -467,6 +481,11 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
       return join(stateDir, TASK_STATE_SUBDIR, namespace ?? ns, id);
     },
     logTail,
+    ownPids() {
+      const pids = new Set([...processesWithCwdUnder(root).map((p) => p.pid), ...daemonPids()]);
+      if (c.pid !== undefined) pids.add(c.pid);
+      return [...pids];
+    },
   };
 
   // -------------------------------------------------------------------------------------------
@@ -692,7 +711,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
               for (const p of pids) tryKill(p);
               return pids.size === 0;
             },
-            5000,
+            WAIT_MS,
             { intervalMs: 50 },
           );
         } catch {
@@ -734,7 +753,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
   }
 
   async function killLeftoverProcesses(note: (m: string) => void): Promise<void> {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + WAIT_MS;
     let quietRounds = 0;
     while (quietRounds < 2) {
       const victims = processesWithCwdUnder(root).map((p) => p.pid);
@@ -871,9 +890,9 @@ export async function taskStatus(c: Containerd, id: string): Promise<string | un
  * Never throws; whatever it cannot remove, the harness's stop() still cleans up.
  */
 export async function removeContainer(c: Containerd, id: string): Promise<void> {
-  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 15_000 });
-  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: 30_000 });
-  await c.ctr(['containers', 'rm', id], { timeoutMs: 15_000 });
+  await c.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: WAIT_MS });
+  await c.ctr(['task', 'delete', '--force', id], { timeoutMs: CMD_MS });
+  await c.ctr(['containers', 'rm', id], { timeoutMs: WAIT_MS });
 }
 
 /**
@@ -936,7 +955,7 @@ const EVENT_LINE = /^(.*? UTC) (\S+) (\/\S+)(?: (.*))?$/;
  * Start `ctr events` and return once it is subscribed (proven by seeing a namespace-label update
  * it caused itself), so no event of what the caller does next can be missed.
  */
-export async function watchEvents(c: Containerd, timeoutMs = 10_000): Promise<EventWatcher> {
+export async function watchEvents(c: Containerd, timeoutMs = WAIT_MS): Promise<EventWatcher> {
   const child = c.ctrSpawn(['events']);
   const events: CtrEvent[] = [];
   let partial = '';
@@ -964,7 +983,7 @@ export async function watchEvents(c: Containerd, timeoutMs = 10_000): Promise<Ev
   const watcher: EventWatcher = {
     all: () => [...events],
     tasks: (id) => events.filter((e) => e.topic.startsWith('/tasks/') && e.payload.container_id === id),
-    async waitFor(pred, ms = 10_000, what) {
+    async waitFor(pred, ms = WAIT_MS, what) {
       return waitFor(() => events.find(pred), ms, { intervalMs: 20, what: what ?? 'event' });
     },
     stop,
@@ -989,6 +1008,14 @@ export async function watchEvents(c: Containerd, timeoutMs = 10_000): Promise<Ev
   }
   return watcher;
 }
+
+/**
+ * Shell words for a container with a terminal: wait until `ctr` has sized the terminal. ctr sends the
+ * window size (ResizePty) only after the task or exec has started, so a process that asks at once finds
+ * a 0x0 terminal (busybox `stty size` then prints an error, and still exits 0); this waits for that
+ * request instead of sleeping.
+ */
+export const AWAIT_TTY_SIZE = "until stty size 2>/dev/null | grep -q '^[1-9]'; do sleep 0.05; done;";
 
 /** Quote for a POSIX shell command line. */
 export const shellQuote = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

@@ -9,7 +9,9 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  CMD_MS,
   TSRT_V2,
+  WAIT_MS,
   containerdForFile,
   ctrInTerminal,
   removeContainer,
@@ -109,7 +111,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
   /** Runs a detached `sleep` under tsrt with the metrics option; the endpoint answers once this returns. */
   async function runDetached(id: string, runtimeArgs = rt()): Promise<void> {
     await suite.containerd().ctrOk(['run', '-d', ...runtimeArgs, suite.image(), id, 'sleep', '600']);
-    await waitFor(() => scrape(target()), 10_000, { what: 'metrics endpoint answering' });
+    await waitFor(() => scrape(target()), WAIT_MS, { what: 'metrics endpoint answering' });
   }
 
   test('a scrape shows containers, monitors, RPCs by method and code, events, CPU and memory', async () => {
@@ -135,7 +137,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
       const s1 = await waitFor(async () => {
         const s = await scrape(target());
         return s.value('tsrt_events_sent_total') >= s0.value('tsrt_events_sent_total') + 2 ? s : null;
-      }, 10_000, { what: 'TaskCreate and TaskStart of b sent' });
+      }, WAIT_MS, { what: 'TaskCreate and TaskStart of b sent' });
 
       const delta = (name: string, labels: Record<string, string> = {}): number => s1.value(name, labels) - s0.value(name, labels);
       assert.ok(s1.value('tsrt_containers') >= 2, 'a and b are served');
@@ -162,7 +164,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
     const gone = await waitFor(async () => {
       const s = await scrape(target());
       return s.value('tsrt_containers') === 0 && s.value('tsrt_monitors') === 0 ? s : null;
-    }, 10_000, { what: 'containers and monitors gone from the gauges' });
+    }, WAIT_MS, { what: 'containers and monitors gone from the gauges' });
     assert.ok(gone.value('tsrt_monitor_cpu_seconds_total') >= pre.value('tsrt_monitor_cpu_seconds_total'));
   });
 
@@ -186,7 +188,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
       const s1 = await waitFor(async () => {
         const s = await scrape(target());
         return stdout(s) - stdout(s0) >= 5000 + 'got-hello'.length ? s : null;
-      }, 10_000, { what: 'console stdout bytes counted' });
+      }, WAIT_MS, { what: 'console stdout bytes counted' });
       assert.ok(stdin(s1) - stdin(s0) >= 'hello\r'.length, `stdin bytes ${stdin(s0)} -> ${stdin(s1)}`);
     } finally {
       await removeContainer(cd, id);
@@ -210,7 +212,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
     }
 
     const bad = uniqueId('metrics-bad');
-    const r = await cd.ctr(['run', '--rm', ...tsrtWith(cd, 'metrics-bad', '10.0.0.1:9000'), suite.image(), bad, 'true'], { timeoutMs: 30_000 });
+    const r = await cd.ctr(['run', '--rm', ...tsrtWith(cd, 'metrics-bad', '10.0.0.1:9000'), suite.image(), bad, 'true'], { timeoutMs: CMD_MS });
     await cd.ctr(['containers', 'rm', bad]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /MetricsAddress "10\.0\.0\.1:9000": host 10\.0\.0\.1 is not allowed, the endpoint listens on loopback only/);
@@ -228,7 +230,7 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
       const s = await waitFor(async () => {
         const now = Number(readFileSync(pidFile, 'utf8'));
         return now !== old ? scrape(target()).catch(() => null) : null;
-      }, 20_000, { what: 'a new daemon serving metrics' });
+      }, WAIT_MS, { what: 'a new daemon serving metrics' });
       assert.ok(s.value('tsrt_containers') >= 1, 'the restored container is served');
       assert.equal(await taskStatus(cd, id), 'RUNNING');
     } finally {
@@ -243,10 +245,10 @@ describe('metrics endpoint on a unix socket', { timeout: 240_000 }, () => {
     await removeContainer(cd, id);
     const pidFile = join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid');
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    await waitFor(async () => (await scrape(target())).value('tsrt_monitors') === 0, 10_000, { what: 'no monitor left' });
+    await waitFor(async () => (await scrape(target())).value('tsrt_monitors') === 0, WAIT_MS, { what: 'no monitor left' });
     // The daemon this test's containerd started, with nothing left to serve.
     process.kill(pid, 'SIGTERM');
-    await waitFor(() => !existsSync(`/proc/${pid}`), 10_000, { what: 'daemon exit' });
+    await waitFor(() => !existsSync(`/proc/${pid}`), WAIT_MS, { what: 'daemon exit' });
     assert.equal(existsSync(socketPath()), false);
   });
 });
@@ -261,7 +263,7 @@ describe('metrics endpoint on a loopback TCP port', { timeout: 240_000 }, () => 
     const id = uniqueId('metrics-tcp');
     try {
       await cd.ctrOk(['run', '-d', ...tsrtWith(cd, 'metrics-tcp', `127.0.0.1:${port}`), suite.image(), id, 'sleep', '600']);
-      const s = await waitFor(() => scrape(target), 10_000, { what: 'metrics endpoint answering on TCP' });
+      const s = await waitFor(() => scrape(target), WAIT_MS, { what: 'metrics endpoint answering on TCP' });
       assert.ok(s.value('tsrt_containers') >= 1);
       assert.ok(s.value('tsrt_daemon_resident_memory_bytes') > 0);
       const head = await request(target, '/metrics', 'HEAD');

@@ -5,15 +5,17 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import {
+  CMD_MS,
   RUNC_V2,
+  WAIT_MS,
   buildBusyboxImage,
   listZombies,
   mountsUnder,
   processesWithCwdUnder,
   shimSocketPath,
+  startContainerd,
   uniqueId,
   waitFor,
-  startContainerd,
   type Containerd,
 } from './harness.js';
 import { readMountinfo } from './lib/procfs.js';
@@ -49,7 +51,7 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
 
   test('ctr run --rm echo hello', async () => {
     const id = uniqueId('hello');
-    const r = await need().ctr(['run', '--rm', ...RT, image, id, 'echo', 'hello'], { timeoutMs: 30_000 });
+    const r = await need().ctr(['run', '--rm', ...RT, image, id, 'echo', 'hello'], { timeoutMs: CMD_MS });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hello\n');
     // --rm removed the container and the shim cleaned up after itself
@@ -61,7 +63,7 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
 
   test('exit status of the container is ctr’s exit status', async () => {
     const id = uniqueId('exit3');
-    const r = await need().ctr(['run', '--rm', ...RT, image, id, 'sh', '-c', 'exit 3'], { timeoutMs: 30_000 });
+    const r = await need().ctr(['run', '--rm', ...RT, image, id, 'sh', '-c', 'exit 3'], { timeoutMs: CMD_MS });
     assert.equal(r.code, 3, r.stderr);
   });
 
@@ -72,7 +74,7 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
     const child = need().ctrSpawn(['run', '--rm', ...RT, image, id, 'sh', '-c', 'echo ready; cat']);
     let seen = '';
     child.stdout?.on('data', (b: Buffer) => (seen += b.toString()));
-    await waitFor(() => seen.includes('ready'), 15_000, { what: 'ready' });
+    await waitFor(() => seen.includes('ready'), WAIT_MS, { what: 'ready' });
     child.stdin?.end('ping\n');
     const r = await child.result;
     assert.equal(r.code, 0, r.stderr);
@@ -83,13 +85,13 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
     const cd = need();
     const id = uniqueId('detached');
     ids.push(id);
-    await cd.ctrOk(['run', '-d', ...RT, image, id, 'sleep', '1000'], { timeoutMs: 30_000 });
+    await cd.ctrOk(['run', '-d', ...RT, image, id, 'sleep', '1000'], { timeoutMs: CMD_MS });
     const running = async () => {
       const ls = await cd.ctrOk(['task', 'ls']);
       const row = ls.split('\n').find((l) => l.split(/\s+/)[0] === id);
       return row && /\bRUNNING\b/.test(row) ? row : null;
     };
-    const row = await waitFor(running, 10_000, { what: 'task RUNNING' });
+    const row = await waitFor(running, WAIT_MS, { what: 'task RUNNING' });
     const pid = Number(row.split(/\s+/)[1]);
     assert.ok(pid > 1);
 
@@ -104,8 +106,8 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
     );
 
     await cd.restart();
-    await waitFor(running, 10_000, { what: 'task RUNNING after restart' });
-    const exec = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'echo', 'inside'], { timeoutMs: 30_000 });
+    await waitFor(running, WAIT_MS, { what: 'task RUNNING after restart' });
+    const exec = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'echo', 'inside'], { timeoutMs: CMD_MS });
     assert.equal(exec.code, 0, exec.stderr);
     assert.equal(exec.stdout, 'inside\n');
     // left running on purpose: stop() must clean it up
@@ -114,11 +116,22 @@ describe('oracle: harness + io.containerd.runc.v2', { timeout: 180_000 }, () => 
   test('a foreground ctr forwards a signal and reports the exit', async () => {
     const cd = need();
     const id = uniqueId('fg');
-    const script = 'trap "exit 7" TERM; echo up; while true; do sleep 0.1; done';
+    const script = 'trap "exit 7" TERM; trap "echo winch" WINCH; echo up; while true; do sleep 0.1; done';
     const child = cd.ctrSpawn(['run', '--rm', ...RT, image, id, 'sh', '-c', script]);
     let seen = '';
     child.stdout?.on('data', (b: Buffer) => (seen += b.toString()));
-    await waitFor(() => seen.includes('up'), 15_000, { what: 'fg output' });
+    await waitFor(() => seen.includes('up'), 30_000, { what: 'fg output' });
+    // ctr starts forwarding signals only after the task has started, so the container can print before
+    // ctr listens; a SIGTERM then kills ctr itself (seen on a loaded machine). SIGWINCH is harmless until
+    // then (Go ignores it), and forwarded after: once the container has seen one, ctr is listening.
+    await waitFor(
+      () => {
+        child.kill('SIGWINCH');
+        return seen.includes('winch');
+      },
+      30_000,
+      { intervalMs: 200, what: 'ctr forwards signals' },
+    );
     child.kill('SIGTERM'); // ctr proxies it to the task
     const r = await child.result;
     assert.equal(r.code, 7, `${r.stdout} ${r.stderr}`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   TSRT_V2,
+  WAIT_MS,
   containerdForFile,
   processesWithCwdUnder,
   taskStatus,
@@ -21,22 +22,29 @@ const suite = containerdForFile({ before, after });
 const daemonPid = (cd: Containerd): number =>
   Number(readFileSync(join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid'), 'utf8'));
 
+/** The host pid of a task's init, from `ctr task ps`. */
+const initPid = async (cd: Containerd, id: string): Promise<number> =>
+  Number((await cd.ctrOk(['task', 'ps', id])).split('\n')[1]!.trim().split(/\s+/)[0]);
+
 test('SIGKILL of the daemon: containers keep running, exits meanwhile are reported, a new daemon serves them', { timeout: 120_000 }, async () => {
   const cd = suite.containerd();
   const image = suite.image();
   const a = uniqueId('keep');
   const b = uniqueId('dies');
   await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
-  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'sleep 2; exit 9']);
-  const bPid = Number((await cd.ctrOk(['task', 'ps', b])).split('\n')[1]!.trim().split(/\s+/)[0]);
+  // b exits when the test says so (a signal sent from here), not after a time that a busy machine can
+  // overrun: right after the daemon is killed, so that its exit falls in the daemon's absence
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done']);
+  const bPid = await initPid(cd, b);
   const old = daemonPid(cd);
   process.kill(old, 'SIGKILL');
+  process.kill(bPid, 'SIGUSR1');
 
-  await waitFor(() => !existsSync(`/proc/${bPid}`), 10_000, { what: 'b exited while the daemon was down' });
-  await waitFor(async () => (await taskStatus(cd, a)) === 'RUNNING', 20_000, { what: 'a RUNNING through a new daemon' });
+  await waitFor(() => !existsSync(`/proc/${bPid}`), WAIT_MS, { what: 'b exited while the daemon was down' });
+  await waitFor(async () => (await taskStatus(cd, a)) === 'RUNNING', WAIT_MS, { what: 'a RUNNING through a new daemon' });
   const fresh = daemonPid(cd);
   assert.notEqual(fresh, old, 'a new daemon was started');
-  await waitFor(async () => (await taskStatus(cd, b)) === 'STOPPED', 10_000, { what: 'b STOPPED' });
+  await waitFor(async () => (await taskStatus(cd, b)) === 'STOPPED', WAIT_MS, { what: 'b STOPPED' });
 
   const del = await cd.ctr(['task', 'delete', b]);
   assert.equal(del.code, 0, del.stderr);
@@ -44,11 +52,11 @@ test('SIGKILL of the daemon: containers keep running, exits meanwhile are report
   await cd.ctrOk(['containers', 'rm', b]);
 
   await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
-  await waitFor(async () => (await taskStatus(cd, a)) === 'STOPPED', 10_000, { what: 'a stopped' });
+  await waitFor(async () => (await taskStatus(cd, a)) === 'STOPPED', WAIT_MS, { what: 'a stopped' });
   await cd.ctrOk(['task', 'delete', a]);
   await cd.ctrOk(['containers', 'rm', a]);
   for (const id of [a, b]) {
-    await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: `bundle of ${id} removed` });
+    await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: `bundle of ${id} removed` });
     assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
   }
 });
@@ -57,16 +65,19 @@ test('a foreground ctr run waiting on its container does not notice a daemon cra
   const cd = suite.containerd();
   const image = suite.image();
   const id = uniqueId('fg');
-  const child = cd.ctrSpawn(['run', '--rm', '--runtime', TSRT_V2, image, id, 'sh', '-c', 'sleep 4; exit 5']);
-  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', 15_000, { what: `${id} running` });
+  const child = cd.ctrSpawn(['run', '--rm', '--runtime', TSRT_V2, image, id, 'sh', '-c', 'trap "exit 5" USR1; while :; do sleep 0.1; done']);
+  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} running` });
+  const pid = await initPid(cd, id);
   const old = daemonPid(cd);
   process.kill(old, 'SIGKILL');
-  // ctr's Wait was in flight in the dead daemon: the monitor replays it to the next one.
+  // ctr's Wait was in flight in the dead daemon: the monitor replays it to the next one. The container
+  // exits now, while the daemon is being replaced.
+  process.kill(pid, 'SIGUSR1');
   const r = await child.result;
   assert.equal(r.code, 5, r.stderr);
   assert.equal(r.stderr, '');
   assert.notEqual(daemonPid(cd), old);
-  await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: 'bundle removed' });
+  await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
   assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
 });
 
@@ -75,19 +86,23 @@ test('an exec running across a daemon crash: its ctr gets its exit code, task ps
   const image = suite.image();
   const id = uniqueId('execcrash');
   await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, id, 'sleep', '600']);
-  const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'sleep 3; echo done; exit 6']);
-  await waitFor(async () => /ExecID:survivor,/.test((await cd.ctr(['task', 'ps', id])).stdout), 10_000, { what: 'exec running' });
+  const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'trap "echo done; exit 6" USR1; while :; do sleep 0.1; done']);
+  const execPid = await waitFor(async () => {
+    const line = (await cd.ctr(['task', 'ps', id])).stdout.split('\n').find((l) => /ExecID:survivor,/.test(l));
+    return line ? Number(line.trim().split(/\s+/)[0]) : null;
+  }, WAIT_MS, { what: 'exec running' });
   const old = daemonPid(cd);
   process.kill(old, 'SIGKILL');
-  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', 20_000, { what: 'served by a new daemon' });
+  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: 'served by a new daemon' });
   assert.notEqual(daemonPid(cd), old);
   assert.match((await cd.ctrOk(['task', 'ps', id])), /ExecID:survivor,/, 'the new daemon knows the exec');
+  process.kill(execPid, 'SIGUSR1'); // the exec ends only now, under the new daemon
   const r = await exec.result;
   assert.deepEqual([r.code, r.stdout], [6, 'done\n'], r.stderr);
   await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
-  await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', 10_000, { what: 'stopped' });
+  await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: 'stopped' });
   await cd.ctrOk(['task', 'delete', id]);
   await cd.ctrOk(['containers', 'rm', id]);
-  await waitFor(() => !existsSync(cd.bundleDir(id)), 5000, { what: 'bundle removed' });
+  await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
   assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
 });

@@ -122,7 +122,9 @@ test('console bytes never go backwards: exited monitors keep their last count, a
     monitors[1]!.io = 'hang';
     const t0 = Date.now();
     assert.equal(await stdout(), 150);
-    assert.ok(Date.now() - t0 < 2000, 'a monitor that hangs is given up on');
+    // the endpoint gives a monitor 500 ms; 10× that leaves room for a busy machine and still shows the
+    // scrape does not wait for the hung monitor
+    assert.ok(Date.now() - t0 < 5000, 'a monitor that hangs is given up on');
     monitors.splice(0, 2);
     assert.equal(await stdout(), 150, 'monitors that are gone keep their count');
     // The same monitor id again (a re-created container): a new process, counting from zero.

@@ -158,9 +158,10 @@ function controlSession(sock) {
   };
 }
 
-// Polls until fn() is truthy (5 s at most).
+// Polls until fn() is truthy, 20 s at most: what the fake daemon waits for takes milliseconds on a quiet
+// machine and seconds on a slow, busy one (an OOM hog, 300 kB through a pty); it returns as soon as it holds.
 async function until(what, fn) {
-  const end = Date.now() + 5000;
+  const end = Date.now() + 20000;
   for (;;) {
     const v = fn();
     if (v) return v;
@@ -362,6 +363,13 @@ async function oomChecks(ctl, c) {
     c.hogReaped = await ctl.waitReaped(Number(hog[2]));
     c.oom1BeforeReaped = ctl.order.indexOf('oom:k21') >= 0 && ctl.order.indexOf('oom:k21') < ctl.order.indexOf('reaped:' + hog[2]);
     await until('an empty memory cgroup', () => fs.readFileSync(path.join(cg1, 'cgroup.procs'), 'utf8').trim() === '');
+    // The kernel's own count is the truth: it signals the eventfd many times for one kill, and under
+    // load it sometimes kills the shell and then tr as well (two kills, seen in dmesg), so the monitor
+    // must report exactly as many events as the cgroup counts kills.
+    c.kernelKills1 = Number(/^oom_kill (\d+)$/m.exec(fs.readFileSync(path.join(cg1, 'memory.oom_control'), 'utf8'))?.[1]);
+    // a kill of a process the monitor has not reaped yet is reported at that reap: wait for them all,
+    // then leave a duplicate the time to show up
+    await until('an event per kill', () => ctl.ooms.filter((k) => k === 'k21').length >= c.kernelKills1);
     await sleep(100);
     c.oomKills1 = ctl.ooms.filter((k) => k === 'k21').length;
     // with the OOM killer disabled the hog just waits: one event for the episode, however long it lasts
@@ -599,7 +607,8 @@ function runShim(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }):
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 5000): Promise<NonNullable<T>> {
+// the default limit is sized for a machine 3× slower than a quiet one and busy; it returns at once when fn holds
+async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -730,7 +739,7 @@ class FrameReader {
   constructor(sock: net.Socket) {
     sock.on('data', (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); this.waiting?.(); });
   }
-  async next(timeoutMs = 5000): Promise<{ id: number; type: number; payload: Buffer }> {
+  async next(timeoutMs = 20_000): Promise<{ id: number; type: number; payload: Buffer }> {
     const end = Date.now() + timeoutMs;
     while (this.buf.length < 10 || this.buf.length < 10 + this.buf.readUInt32BE(0)) {
       if (Date.now() > end) throw new Error('timed out waiting for a ttrpc frame');
@@ -903,7 +912,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
         const s = await daemonCmd(daemonDir, { cmd: 'state' });
         return s.controls.length > 0 ? s : null;
       } catch { return null; }
-    }, 10000);
+    }, 30_000);
     daemonPid = state.pid;
     const hello = state.controls[0];
     monitorPid = Number(hello[2]);
@@ -918,7 +927,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     const state = await waitFor('the daemon script', async () => {
       const s = await daemonCmd(daemonDir, { cmd: 'state' });
       return s.done ? s : null;
-    }, 15000);
+    }, 120_000); // every check of the script in a row, the OOM hogs and the console flood among them
     assert.deepEqual(state.errors, []);
     const c = state.checks;
     assert.equal(c.spawn[0], 'ok');
@@ -990,7 +999,8 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
       assert.deepEqual(c.oomWatch1.slice(0, 1), ['ok']);
       assert.equal(c.hogReaped[0], '137', 'the OOM killer ended the shell');
       assert.ok(c.oom1BeforeReaped, 'v1: the oom event precedes the reaped event');
-      assert.equal(c.oomKills1, 1, 'v1: one event for one kill, however often the eventfd fired');
+      assert.ok(c.kernelKills1 >= 1, `the kernel counted ${c.kernelKills1} kills`);
+      assert.equal(c.oomKills1, c.kernelKills1, 'v1: one event per kill the cgroup counts, however often the eventfd fired');
       assert.equal(c.oomUnder1, 1, 'v1 with the OOM killer disabled: one event for the episode');
       assert.equal(c.stuckReaped[0], '137');
       assert.equal(c.oomsAfterRmdir, 0, 'removing the cgroup is not an OOM');
@@ -1159,7 +1169,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
           if (s.pid !== oldPid) daemonPid = s.pid;
           return s.pid !== oldPid && s.reaped.some((e: string[]) => e[0] === pid) ? s : null;
         } catch { return null; }
-      }, 10000);
+      }, 30_000);
       assert.deepEqual(state.controls, [['control', monitorId, String(monitorPid), b1, ns, 'c1', shimAddress]]);
       assert.deepEqual(state.reaped.find((e: string[]) => e[0] === pid), [pid, '7']);
       // the same containerd connection now reaches the new daemon
@@ -1205,7 +1215,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
           const s = await daemonCmd(daemonDir, { cmd: 'state' });
           return s.pid !== oldPid && s.rpcs.length >= 2 ? s : null;
         } catch { return null; }
-      }, 15000);
+      }, 30_000);
       daemonPid = fresh.pid;
       // the same frames, byte for byte, same stream ids, original order, nothing else
       assert.deepEqual(fresh.rpcs.map((r: any) => [r.id, r.method, r.frame]),
