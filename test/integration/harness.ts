@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { containerdUnderTest, type ContainerdDist } from './lib/containerd-dist.js';
 import { buildBusyboxImageFile } from './lib/image.js';
 import {
   isAlive,
@@ -237,6 +238,8 @@ export interface StartOptions {
   extraConfig?: string;
   /** how long to wait for containerd to answer (default CMD_MS) */
   readyTimeoutMs?: number;
+  /** which containerd to run (default: containerdUnderTest(), i.e. TSRT_CONTAINERD_BIN or the system's) */
+  containerd?: ContainerdDist;
   /**
    * Run containerd (and so its shims and runtimes) in a private mount namespace whose /sys/fs/cgroup
    * is a cgroup2 mount: a unified host as far as they can tell, on this hybrid one. It is the same
@@ -254,6 +257,8 @@ export interface Containerd {
   readonly configPath: string;
   readonly logPath: string;
   readonly shimDir: string;
+  /** the containerd release running (its binaries, version, where it came from) */
+  readonly dist: ContainerdDist;
   /** gRPC socket path */
   readonly address: string;
   /** ttrpc socket path (TTRPC_ADDRESS as seen by shims) */
@@ -298,6 +303,9 @@ function pickTmpParent(explicit?: string): string {
 
 export async function startContainerd(opts: StartOptions = {}): Promise<Containerd> {
   const shimDir = resolve(opts.shimDir ?? DEFAULT_SHIM_DIR);
+  const dist = opts.containerd ?? containerdUnderTest();
+  const ctrBin = join(dist.binDir, 'ctr');
+  const containerdBin = join(dist.binDir, 'containerd');
   const ns = opts.namespace ?? DEFAULT_NAMESPACE;
   const parent = pickTmpParent(opts.tmpParent);
   mkdirSync(parent, { recursive: true });
@@ -343,7 +351,8 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
 
   const nodeDir = dirname(process.execPath);
   const basePath = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  const pathParts = [shimDir, ...basePath.split(':')];
+  // our shim first, then this release's own binaries (its containerd-shim-runc-v2 is the oracle)
+  const pathParts = [shimDir, dist.binDir, ...basePath.split(':').filter((p) => p !== dist.binDir)];
   if (!pathParts.includes(nodeDir)) pathParts.push(nodeDir); // the tsrt daemon needs `node` on PATH
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PATH: pathParts.join(':') };
   delete env.CONTAINERD_ADDRESS;
@@ -369,7 +378,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
   ];
 
   const ctr = (args: string[], o: CtrOptions = {}): Promise<CmdResult> =>
-    run('ctr', ctrArgs(args, o.namespace), { ...o, env: ctrEnv(o.env) });
+    run(ctrBin, ctrArgs(args, o.namespace), { ...o, env: ctrEnv(o.env) });
 
   const ctrOk = async (args: string[], o: CtrOptions = {}): Promise<string> => {
     const r = await ctr(args, o);
@@ -378,7 +387,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
   };
 
   const ctrSpawn = (args: string[], o: { namespace?: string; env?: NodeJS.ProcessEnv } = {}): CtrChild => {
-    const c = spawn('ctr', ctrArgs(args, o.namespace), { stdio: 'pipe', env: ctrEnv(o.env) });
+    const c = spawn(ctrBin, ctrArgs(args, o.namespace), { stdio: 'pipe', env: ctrEnv(o.env) });
     spawnedCtr.add(c);
     c.on('close', () => spawnedCtr.delete(c));
     c.stdin?.on('error', () => {});
@@ -398,8 +407,8 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     try {
       const [cmd, args] = opts.unifiedCgroups
         ? ['unshare', ['-m', '--propagation', 'private', '--', 'sh', '-c',
-          'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec containerd --config "$0"', configPath]]
-        : ['containerd', ['--config', configPath]];
+          'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" --config "$1"', containerdBin, configPath]]
+        : [containerdBin, ['--config', configPath]];
       const c = spawn(cmd, args, {
         cwd: root,
         env,
@@ -424,7 +433,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
         throw new Error(`containerd exited during startup (config ${configPath})\n${logTail(40)}`);
       }
       if (existsSync(address)) {
-        last = await run('ctr', ['--address', address, 'version'], { timeoutMs: 15_000, env: ctrEnv() });
+        last = await run(ctrBin, ['--address', address, 'version'], { timeoutMs: 15_000, env: ctrEnv() });
         if (last.code === 0 && /Server:/.test(last.stdout)) return;
       }
       if (Date.now() > deadline) {
@@ -455,6 +464,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     configPath,
     logPath,
     shimDir,
+    dist,
     address,
     ttrpcAddress,
     ns,
@@ -1038,7 +1048,7 @@ export interface TerminalOptions {
  * terminal showed (stdout) and ctr's exit code (script -e passes it on).
  */
 export function ctrInTerminal(c: Containerd, args: string[], opts: TerminalOptions = {}): Promise<CmdResult> {
-  const ctrLine = ['ctr', '--address', c.address, '--namespace', opts.namespace ?? c.ns, ...args].map(shellQuote).join(' ');
+  const ctrLine = [join(c.dist.binDir, 'ctr'), '--address', c.address, '--namespace', opts.namespace ?? c.ns, ...args].map(shellQuote).join(' ');
   const cmd = `stty cols ${opts.cols ?? 80} rows ${opts.rows ?? 24} && exec ${ctrLine}`;
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' };
   delete env.CONTAINERD_ADDRESS;
