@@ -1,26 +1,37 @@
 // Errors the shim returns to containerd. Each class carries the ttrpc status code it travels with;
 // WIRE_CODES is the one table of that mapping (tested in test/unit/errors.test.ts).
+//
+// A classified error's message ends in its class, as a Go shim's does: runc-v2 returns
+// `fmt.Errorf("%s: %w", msg, errdefs.ErrNotFound)`, whose text "msg: not found" is the status message.
+// containerd 1.x strips a trailing class and adds it back, so it printed the same either way; containerd
+// 2.x (errgrpc.ToNative) prints the message as it came, so without the suffix `ctr` would say less than
+// it does with runc-v2.
 import { Code, StatusError } from '../ttrpc/codes.js';
+
+/** `message: class`, unless the message already ends so (or is the class itself). */
+export function withClass(message: string, cls: string): string {
+  return message === cls || message.endsWith(`: ${cls}`) ? message : message ? `${message}: ${cls}` : cls;
+}
 
 /** Unknown container or exec id, kill of a finished process, delete of a deleted one. */
 export class NotFoundError extends StatusError {
-  constructor(message: string) { super(Code.NotFound, message); }
+  constructor(message: string) { super(Code.NotFound, withClass(message, 'not found')); }
 }
 /** Duplicate exec id. */
 export class AlreadyExistsError extends StatusError {
-  constructor(message: string) { super(Code.AlreadyExists, message); }
+  constructor(message: string) { super(Code.AlreadyExists, withClass(message, 'already exists')); }
 }
 /** Bad request: malformed options, unsupported stdio scheme, invalid signal. */
 export class InvalidArgumentError extends StatusError {
-  constructor(message: string) { super(Code.InvalidArgument, message); }
+  constructor(message: string) { super(Code.InvalidArgument, withClass(message, 'invalid argument')); }
 }
 /** The process is in the wrong state for the request (runc-v2: "container must be created", exec into stopped). */
 export class FailedPreconditionError extends StatusError {
-  constructor(message: string) { super(Code.FailedPrecondition, message); }
+  constructor(message: string) { super(Code.FailedPrecondition, withClass(message, 'failed precondition')); }
 }
 /** A feature a later release brings. */
 export class UnimplementedError extends StatusError {
-  constructor(message: string) { super(Code.Unimplemented, message); }
+  constructor(message: string) { super(Code.Unimplemented, withClass(message, 'not implemented')); }
 }
 /**
  * Everything runc-v2 reports as a plain error (wrong state transitions, "OCI runtime create failed: …"):

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   AWAIT_TTY_SIZE,
+  psExecInfo,
   RUNC_V2,
   TSRT_V2,
   WAIT_MS,
@@ -107,7 +108,9 @@ function processOf(e: CtrEvent): string {
 function eventTokens(events: CtrEvent[], norm: (s: string) => string): string[] {
   const pids = new Map<number, string>();
   const walk = (v: unknown, key: string): unknown => {
-    if (typeof v === 'string') return key === 'exited_at' ? '<t>' : norm(v);
+    // ctr 1.x prints a timestamp as a string, ctr 2.x as {seconds, nanos}
+    if (key === 'exited_at') return '<t>';
+    if (typeof v === 'string') return norm(v);
     if (typeof v === 'number' && /(^|_)pid$/.test(key)) {
       if (!pids.has(v)) pids.set(v, `P${pids.size + 1}`);
       return pids.get(v);
@@ -124,6 +127,24 @@ function eventTokens(events: CtrEvent[], norm: (s: string) => string): string[] 
 
 const isInitDelete = (id: string) => (e: CtrEvent) =>
   e.topic === '/tasks/delete' && e.payload.container_id === id && processOf(e) === 'init';
+
+/**
+ * containerd 2.x's runc-v2 publishes the init's TaskDelete itself, from its event queue, and exits at the
+ * Shutdown that follows: seen here, about one `ctr run --rm` in five never shows that event. A half run
+ * through it that has the init's TaskExit but no TaskDelete gets the TaskDelete runc-v2 sends when it
+ * does not lose it (the TaskExit's fields, without the process id), so that the comparison is with what
+ * runc-v2 means to send. tsrt's half gets no such help: its events must all arrive.
+ */
+function lossyReference(c: Containerd, runtime: string): boolean {
+  return runtime === RUNC_V2 && c.dist.release[0] >= 2;
+}
+
+function restoreLostDelete(raw: CtrEvent[], id: string): void {
+  const exit = raw.find((e) => e.topic === '/tasks/exit' && processOf(e) === 'init');
+  if (!exit || raw.some(isInitDelete(id))) return;
+  const { id: _process, ...fields } = exit.payload;
+  raw.push({ topic: '/tasks/delete', namespace: exit.namespace, payload: fields, line: '(restored: lost by runc-v2)' });
+}
 
 async function runHalf<T>(name: string, tag: Tag, scenario: (x: Side) => Promise<T>): Promise<Half<T>> {
   const c = suite.containerd();
@@ -157,12 +178,13 @@ async function runHalf<T>(name: string, tag: Tag, scenario: (x: Side) => Promise
     await removeContainer(c, id);
     // events travel asynchronously: wait for the last one a task produces (its TaskDelete)
     if (events.tasks(id).length) {
-      await events.waitFor(isInitDelete(id), WAIT_MS, 'TaskDelete').catch(() => undefined);
+      await events.waitFor(isInitDelete(id), lossyReference(c, runtime) ? 5000 : WAIT_MS, 'TaskDelete').catch(() => undefined);
     }
     await sleep(50);
     await events.stop();
   }
   half.raw = events.tasks(id);
+  if (lossyReference(c, runtime)) restoreLostDelete(half.raw, id);
   const created = events.all().find((e) => e.topic === '/containers/create' && e.payload.id === id);
   const rtField = created?.payload.runtime as { name?: string } | undefined;
   half.runtimeSeen = rtField?.name;
@@ -607,7 +629,7 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
         ref: (v) =>
           assert.deepEqual(v, {
             header: ['PID', 'INFO'],
-            infos: ['&ProcessDetails{ExecID:p1,XXX_unrecognized:[],}', '-'],
+            infos: [psExecInfo(suite.containerd(), 'p1'), '-'].sort(),
             execRowIsExecPid: true,
             exec: { code: 137, stdout: '', stderr: '' },
           }),

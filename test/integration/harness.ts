@@ -885,6 +885,17 @@ export async function buildBusyboxImage(c: Containerd, ref = DEFAULT_IMAGE, name
   return ref;
 }
 
+/**
+ * The INFO column `ctr task ps` prints for an exec process (runc-v2's ProcessDetails, as tsrt sends it
+ * too): ctr 1.6 prints the gogo struct `&ProcessDetails{ExecID:ID,XXX_unrecognized:[],}`, ctr 1.7 and
+ * 2.x the text form `exec_id:"ID"`.
+ */
+export function psExecInfo(c: Containerd, execId: string): string {
+  return c.dist.release[0] === 1 && c.dist.release[1] <= 6
+    ? `&ProcessDetails{ExecID:${execId},XXX_unrecognized:[],}`
+    : `exec_id:"${execId}"`;
+}
+
 /** The STATUS column of `ctr task ls` for one task (undefined when the task is not listed). */
 export async function taskStatus(c: Containerd, id: string): Promise<string | undefined> {
   const r = await c.ctr(['task', 'ls']);

@@ -10,6 +10,7 @@ import {
   WAIT_MS,
   containerdForFile,
   processesWithCwdUnder,
+  psExecInfo,
   taskStatus,
   tsrtDaemonDir,
   uniqueId,
@@ -88,14 +89,14 @@ test('an exec running across a daemon crash: its ctr gets its exit code, task ps
   await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, id, 'sleep', '600']);
   const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'trap "echo done; exit 6" USR1; while :; do sleep 0.1; done']);
   const execPid = await waitFor(async () => {
-    const line = (await cd.ctr(['task', 'ps', id])).stdout.split('\n').find((l) => /ExecID:survivor,/.test(l));
+    const line = (await cd.ctr(['task', 'ps', id])).stdout.split('\n').find((l) => l.includes(psExecInfo(cd, 'survivor')));
     return line ? Number(line.trim().split(/\s+/)[0]) : null;
   }, WAIT_MS, { what: 'exec running' });
   const old = daemonPid(cd);
   process.kill(old, 'SIGKILL');
   await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: 'served by a new daemon' });
   assert.notEqual(daemonPid(cd), old);
-  assert.match((await cd.ctrOk(['task', 'ps', id])), /ExecID:survivor,/, 'the new daemon knows the exec');
+  assert.ok((await cd.ctrOk(['task', 'ps', id])).includes(psExecInfo(cd, 'survivor')), 'the new daemon knows the exec');
   process.kill(execPid, 'SIGUSR1'); // the exec ends only now, under the new daemon
   const r = await exec.result;
   assert.deepEqual([r.code, r.stdout], [6, 'done\n'], r.stderr);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, test as nodeTest } from 'node:test';
 import {
   AWAIT_TTY_SIZE,
   CMD_MS,
@@ -14,6 +14,7 @@ import {
   listZombies,
   mountsUnder,
   processesWithCwdUnder,
+  psExecInfo,
   shimSocketPath,
   taskStatus as harnessTaskStatus,
   uniqueId,
@@ -64,6 +65,17 @@ const variants: Array<{ name: string; runtimeArgs: () => string[] }> = [
 
 for (const v of variants) {
   describe(`tsrt with ${v.name}`, { timeout: 240_000 }, () => {
+    // A runtime that cannot run this containerd's bundles at all (crun 1.8, Debian 12's, refuses the OCI
+    // spec version containerd 2.x writes: "unknown version specified") has its tests skipped with that
+    // reason, so the matrix reports it instead of failing every test the same way.
+    let unsupported: string | undefined;
+    before(async () => {
+      const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), uniqueId(`probe-${v.name}`), 'true'], { timeoutMs: CMD_MS });
+      const m = /unknown version specified/.exec(r.stderr);
+      if (r.code !== 0 && m) unsupported = `${v.name} cannot run containerd ${need().dist.version}'s bundles: ${m[0]}`;
+    });
+    const test = (name: string, fn: () => Promise<void>) =>
+      nodeTest(name, async (t) => (unsupported ? t.skip(unsupported) : fn()));
     test('ctr run --rm echo hello prints hello and leaves nothing behind', async () => {
       const id = uniqueId(`hello-${v.name}`);
       const r = await need().ctr(['run', '--rm', ...v.runtimeArgs(), suite.image(), id, 'echo', 'hello'], { timeoutMs: CMD_MS });
@@ -162,12 +174,12 @@ for (const v of variants) {
         const r = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo out; echo err >&2; exit 5'], { timeoutMs: CMD_MS });
         assert.deepEqual([r.code, r.stdout, r.stderr], [5, 'out\n', 'err\n']);
         const wc = cd.ctrSpawn(['task', 'exec', '--exec-id', 'wc', id, 'wc', '-c']);
-        await waitFor(async () => /ExecID:wc,/.test((await cd.ctr(['task', 'ps', id])).stdout), WAIT_MS, { what: 'exec wc in task ps' });
+        await waitFor(async () => (await cd.ctr(['task', 'ps', id])).stdout.includes(psExecInfo(cd, 'wc')), WAIT_MS, { what: 'exec wc in task ps' });
         wc.stdin!.end(Buffer.alloc(70_001, 0x61));
         const w = await wc.result;
         assert.deepEqual([w.code, w.stdout.trim()], [0, '70001']);
         const sleeper = cd.ctrSpawn(['task', 'exec', '--exec-id', 'sleeper', id, 'sleep', '600']);
-        await waitFor(async () => /ExecID:sleeper,/.test((await cd.ctr(['task', 'ps', id])).stdout), WAIT_MS, { what: 'exec id in task ps' });
+        await waitFor(async () => (await cd.ctr(['task', 'ps', id])).stdout.includes(psExecInfo(cd, 'sleeper')), WAIT_MS, { what: 'exec id in task ps' });
         await cd.ctrOk(['task', 'pause', id]);
         assert.equal(await taskStatus(id), 'PAUSED');
         await cd.ctrOk(['task', 'resume', id]);

@@ -1,25 +1,32 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WIRE_CODES, NotFoundError, RuntimeError } from '../../src/shim/errors.js';
+import { WIRE_CODES, NotFoundError, RuntimeError, withClass } from '../../src/shim/errors.js';
 import { Code } from '../../src/ttrpc/codes.js';
 
 test('every shim error class travels with the code in the wire table', () => {
-  const expected = new Map<string, Code>([
-    ['NotFoundError', Code.NotFound],
-    ['AlreadyExistsError', Code.AlreadyExists],
-    ['InvalidArgumentError', Code.InvalidArgument],
-    ['FailedPreconditionError', Code.FailedPrecondition],
-    ['UnimplementedError', Code.Unimplemented],
-    ['RuntimeError', Code.Unknown],
+  // with the text of the errdefs class a Go shim's message ends in (none for Unknown)
+  const expected = new Map<string, [Code, string]>([
+    ['NotFoundError', [Code.NotFound, 'boom: not found']],
+    ['AlreadyExistsError', [Code.AlreadyExists, 'boom: already exists']],
+    ['InvalidArgumentError', [Code.InvalidArgument, 'boom: invalid argument']],
+    ['FailedPreconditionError', [Code.FailedPrecondition, 'boom: failed precondition']],
+    ['UnimplementedError', [Code.Unimplemented, 'boom: not implemented']],
+    ['RuntimeError', [Code.Unknown, 'boom']],
   ]);
   assert.equal(WIRE_CODES.length, expected.size);
   for (const [Class, code] of WIRE_CODES) {
     const e = new Class('boom');
     assert.equal(e.code, code, Class.name);
-    assert.equal(expected.get(Class.name), code, Class.name);
-    assert.equal(e.message, 'boom');
+    assert.deepEqual(expected.get(Class.name), [code, e.message], Class.name);
     assert.ok(e instanceof Error);
   }
+});
+
+test('the class suffix is added once', () => {
+  assert.equal(new NotFoundError('process does not exist x: not found').message, 'process does not exist x: not found');
+  assert.equal(new NotFoundError('not found').message, 'not found');
+  assert.equal(new NotFoundError('').message, 'not found');
+  assert.equal(withClass('a: not found: b', 'not found'), 'a: not found: b: not found');
 });
 
 test('runc-v2 semantics: unknown ids are NotFound, wrong-state errors are Unknown', () => {
