@@ -126,7 +126,7 @@ function fakeGoExecutable(file: string, buildinfo: Buffer, withSections = true):
     s.writeBigUInt64LE(BigInt(size), 32);
     return s;
   };
-  const parts = [ehdr, phdr, data, names, Buffer.alloc(shOff - namesOff - names.length)];
+  const parts: Buffer[] = [ehdr, phdr, data, names, Buffer.alloc(shOff - namesOff - names.length)];
   if (withSections) parts.push(shdr(0, 0, 0, 0), shdr(1, 1, dataOff, buildinfo.length), shdr(15, 3, namesOff, names.length));
   fs.writeFileSync(file, Buffer.concat(parts), { mode: 0o755 });
 }
