@@ -157,7 +157,9 @@ void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, stru
 		buf_put(out, ",\"protocol\":\"ttrpc\"}", 20);
 		return;
 	case REPLY_PROTO_V3:
-		/* BootstrapResult: version = 1, address = 2, protocol = 3 (no capabilities, no metadata) */
+		/* BootstrapResult: version = 1, address = 2, protocol = 3 (no capabilities, no metadata).
+		 * containerd 2.3.x trims whitespace off start's output before it decodes it (fixed after
+		 * 2.3): these bytes begin with 0x08 and end with "ttrpc", so trimming leaves them whole. */
 		pb_put_uint(out, 1, 3);
 		pb_put_string(out, 2, address);
 		pb_put_string(out, 3, "ttrpc");
