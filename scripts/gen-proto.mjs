@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Generates static protobufjs code (ES modules with .d.ts) from the .proto files under proto/:
-// src/gen/proto.js from everything but proto/cgroups/, src/gen/cgroups.js from proto/cgroups/ (see
-// MODULES below).
+// src/gen/proto.js from everything but proto/cgroups/ and proto/bootstrap/, src/gen/cgroups.js from
+// proto/cgroups/, src/gen/bootstrap.js from proto/bootstrap/ (see MODULES below).
 //
 //   node scripts/gen-proto.mjs          generate
 //   node scripts/gen-proto.mjs --bench  generate, then compare load+decode time of the static
@@ -59,12 +59,18 @@ const outJs = join(outDir, 'proto.js');
 // Generated modules. Everything the shim needs on every request goes to proto.js; the cgroups metrics
 // (large, and needed only by Stats) go to cgroups.js, their own protobufjs root, which the daemon loads
 // only when a Stats call first needs it.
+// proto/bootstrap/ holds what containerd and the native `start` / `-info` exchange: only the tests use
+// it, so it has its own module too (with its own copy of google.protobuf.Any), outside the daemon's bundle.
 const MODULES = [
-  { name: 'proto', rootName: 'default', files: (all) => all.filter((f) => !isCgroups(f)) },
+  { name: 'proto', rootName: 'default', files: (all) => all.filter((f) => !isCgroups(f) && !isBootstrap(f)) },
   { name: 'cgroups', rootName: 'cgroups', files: (all) => all.filter(isCgroups) },
+  { name: 'bootstrap', rootName: 'bootstrap', files: (all) => all.filter((f) => isBootstrap(f) || relative(protoDir, f) === 'google/protobuf/any.proto') },
 ];
 function isCgroups(file) {
   return relative(protoDir, file).startsWith('cgroups/');
+}
+function isBootstrap(file) {
+  return relative(protoDir, file).startsWith('bootstrap/');
 }
 
 function listProtos(dir) {

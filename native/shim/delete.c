@@ -1,6 +1,8 @@
 /* `delete`: clean up one container after its shim is gone (or as the last teardown step):
  * `<runtime> --root <root> delete --force <id>`, unmount rootfs, print a DeleteResponse. */
+#include "buf.h"
 #include "mountopts.h"
+#include "pb.h"
 #include "shim.h"
 #include "util.h"
 
@@ -131,44 +133,20 @@ static uint32_t read_init_pid(const char *bundle)
 	return ok ? (uint32_t)v : 0;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 /* DeleteResponse{1: pid, 2: exit_status, 3: exited_at Timestamp{1: seconds, 2: nanos}}. */
-static size_t encode_delete_response(uint8_t *out, uint32_t pid, uint32_t status,
-				     const struct timespec *ts)
+static void encode_delete_response(struct buf *out, uint32_t pid, uint32_t status, const struct timespec *ts)
 {
-	uint8_t ts_buf[24];
-	size_t tl = 0;
-	if (ts->tv_sec) {
-		ts_buf[tl++] = 0x08;
-		tl += put_varint(ts_buf + tl, (uint64_t)ts->tv_sec);
-	}
-	if (ts->tv_nsec) {
-		ts_buf[tl++] = 0x10;
-		tl += put_varint(ts_buf + tl, (uint64_t)ts->tv_nsec);
-	}
-	size_t n = 0;
-	if (pid) {
-		out[n++] = 0x08;
-		n += put_varint(out + n, pid);
-	}
-	if (status) {
-		out[n++] = 0x10;
-		n += put_varint(out + n, status);
-	}
-	out[n++] = 0x1a;
-	n += put_varint(out + n, tl);
-	memcpy(out + n, ts_buf, tl);
-	return n + tl;
+	struct buf t = { 0 };
+	if (ts->tv_sec)
+		pb_put_uint(&t, 1, (uint64_t)ts->tv_sec);
+	if (ts->tv_nsec)
+		pb_put_uint(&t, 2, (uint64_t)ts->tv_nsec);
+	if (pid)
+		pb_put_uint(out, 1, pid);
+	if (status)
+		pb_put_uint(out, 2, status);
+	pb_put_bytes(out, 3, buf_head(&t), t.len);
+	buf_free(&t);
 }
 
 int cmd_delete(const struct shim_opts *o)
@@ -198,9 +176,10 @@ int cmd_delete(const struct shim_opts *o)
 
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	uint8_t out[64];
-	size_t n = encode_delete_response(out, read_init_pid(bundle), 128 + SIGKILL, &now);
-	if (write_all(1, out, n) < 0)
+	struct buf out = { 0 };
+	encode_delete_response(&out, read_init_pid(bundle), 128 + SIGKILL, &now);
+	if (write_all(1, buf_head(&out), out.len) < 0)
 		die("write DeleteResponse: %s", strerror(errno));
+	buf_free(&out);
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* containerd-shim-tsrt-v2: Go-flag-style option parsing and dispatch to start / delete. */
+/* containerd-shim-tsrt-v2: Go-flag-style option parsing and dispatch to start / delete / -info. */
 #include "shim.h"
 #include "util.h"
 
@@ -40,6 +40,8 @@ static int parse_flags(int argc, char **argv, struct shim_opts *o)
 		{ "socket", &o->socket, NULL },
 		{ "debug", NULL, &o->debug },
 		{ "v", NULL, &o->version },
+		{ "version", NULL, &o->version },
+		{ "info", NULL, &o->info },
 	};
 	int i = 1;
 	for (; i < argc; i++) {
@@ -88,6 +90,9 @@ int main(int argc, char **argv)
 		printf("containerd-shim-tsrt-v2 version " SHIM_VERSION "\n");
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
+	/* before the namespace check, as in containerd's pkg/shim: containerd passes no flags with it */
+	if (o.info)
+		return cmd_info();
 	if (o.namespace[0] == '\0')
 		die("shim namespace cannot be empty");
 	const char *action = pos < argc ? argv[pos] : "";

@@ -1,5 +1,8 @@
 /* `start`: find or create the shim socket for this container's group, make sure a daemon
- * exists, fork the monitor, write <bundle>/address and print the address. */
+ * exists, fork the monitor, write <bundle>/address and answer containerd with the address in the form
+ * its version expects (bootstrap.h). */
+#include "bootstrap.h"
+#include "buf.h"
 #include "daemon.h"
 #include "json.h"
 #include "monitor.h"
@@ -19,14 +22,18 @@
 #include <unistd.h>
 
 #define SOCKET_DIR "/run/containerd/s"
+#define STDIN_MAX (10u << 20) /* what containerd's pkg/shim reads of stdin at most */
 
 static struct monitor_cfg mc;
 
-static void drain_stdin(void)
+/* All of stdin (containerd writes it from memory and then closes it); bytes past STDIN_MAX are read
+ * and dropped. */
+static void read_stdin(struct buf *in)
 {
 	char b[4096];
 	for (;;) {
-		ssize_t r = read(0, b, sizeof b);
+		size_t room = in->len < STDIN_MAX ? STDIN_MAX - in->len : 0;
+		ssize_t r = room ? buf_fill(in, 0, room < 65536 ? room : 65536) : read(0, b, sizeof b);
 		if (r > 0 || (r < 0 && errno == EINTR))
 			continue;
 		return; /* EOF, or no usable stdin */
@@ -83,6 +90,18 @@ static int socket_alive(const char *path)
 	int e = errno;
 	close(fd);
 	return rc == 0 || e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT || e == EINTR;
+}
+
+/* The reply on stdout: 0 or -1 with errno. */
+static int write_reply(enum bootstrap_reply kind)
+{
+	struct buf out = { 0 };
+	bootstrap_reply_encode(kind, mc.shim_address, &out);
+	int rc = write_all(1, buf_head(&out), out.len);
+	int e = errno;
+	buf_free(&out);
+	errno = e;
+	return rc;
 }
 
 /* <bundle>/address = address, atomically. 0 or -1 with errno. */
@@ -154,7 +173,22 @@ int cmd_start(const struct shim_opts *o)
 {
 	if (o->id[0] == '\0')
 		die("shim id cannot be empty");
-	drain_stdin();
+	struct buf in = { 0 };
+	read_stdin(&in);
+	/* containerd >= 2.3 sends BootstrapParams (and still the flags and environment of before);
+	 * earlier releases the runtime options, which start does not need (Create brings them too). */
+	struct bootstrap_params bp;
+	int boot = bootstrap_params_parse(buf_head(&in), in.len, o->id, o->namespace, &bp);
+	buf_free(&in);
+	enum bootstrap_reply reply = boot ? REPLY_PROTO_V3 : bootstrap_legacy_reply(o->publish_binary);
+	const char *address = boot && bp.grpc_address[0] ? bp.grpc_address : o->address;
+	const char *socket_dir = boot && bp.socket_dir[0] ? bp.socket_dir : SOCKET_DIR;
+	if (boot) {
+		const char *t = getenv("TTRPC_ADDRESS");
+		/* the monitor and the daemon it may start inherit it */
+		if ((!t || !*t) && bp.ttrpc_address[0] && setenv("TTRPC_ADDRESS", bp.ttrpc_address, 1) < 0)
+			die("setenv: %s", strerror(errno));
+	}
 
 	if (o->bundle[0]) {
 		if (fmt_path(mc.bundle, sizeof mc.bundle, "%s", o->bundle) < 0)
@@ -164,30 +198,32 @@ int cmd_start(const struct shim_opts *o)
 	}
 	mc.namespace = o->namespace;
 	mc.id = o->id;
-	mc.debug = o->debug;
+	mc.debug = o->debug || (boot && bp.log_level <= -4); /* LOG_LEVEL_DEBUG or TRACE */
 
 	char *group = group_id(mc.bundle, o->id);
 	char input[3 * PATH_MAX];
-	if (path_join3(input, sizeof input, o->address, o->namespace, group) < 0)
+	if (path_join3(input, sizeof input, address, o->namespace, group) < 0)
 		die("socket hash input too long");
 	free(group);
 	sha256_hex(input, strlen(input), mc.monitor_id);
 	int r = o->socket[0] ? fmt_path(mc.sock_path, sizeof mc.sock_path, "%s", o->socket)
-			     : fmt_path(mc.sock_path, sizeof mc.sock_path, SOCKET_DIR "/%s", mc.monitor_id);
+			     : fmt_path(mc.sock_path, sizeof mc.sock_path, "%s/%s", socket_dir, mc.monitor_id);
 	if (r < 0 || fmt_path(mc.shim_address, sizeof mc.shim_address, "unix://%s", mc.sock_path) < 0)
 		die("socket path too long");
+
+	if (daemon_cfg_init(&mc.daemon, address) < 0)
+		die("daemon paths: %s", strerror(errno));
+	bootstrap_params_free(&bp); /* address and socket_dir are not used after this */
 
 	if (claim_socket()) {
 		/* another monitor serves this group: point this bundle at it */
 		if (write_address(mc.bundle, mc.shim_address) < 0)
 			die("write %s/address: %s", mc.bundle, strerror(errno));
-		if (write_all(1, mc.shim_address, strlen(mc.shim_address)) < 0)
+		if (write_reply(reply) < 0)
 			die("write address to stdout: %s", strerror(errno));
 		return 0;
 	}
 
-	if (daemon_cfg_init(&mc.daemon, o->address) < 0)
-		fail_owned("daemon paths", errno);
 	int dfd = daemon_connect(&mc.daemon);
 	if (dfd >= 0) {
 		close(dfd);
@@ -207,7 +243,7 @@ int cmd_start(const struct shim_opts *o)
 	if (pid == 0)
 		monitor_run(&mc);
 	close(mc.listen_fd);
-	if (write_all(1, mc.shim_address, strlen(mc.shim_address)) < 0) {
+	if (write_reply(reply) < 0) {
 		int e = errno;
 		kill(pid, SIGTERM); /* the monitor removes the socket on its way out */
 		die("write address to stdout: %s", strerror(e));

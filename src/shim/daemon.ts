@@ -11,13 +11,16 @@ import { TaskService } from './task-service.js';
 import { StateStore } from './state-store.js';
 import { EventPublisher } from './events.js';
 import { daemonLogger, type Logger } from './log.js';
-import { TtrpcServer, type RequestObserver } from '../ttrpc/server.js';
+import { TtrpcServer, type Handler, type RequestObserver } from '../ttrpc/server.js';
 import { listenUnix, SocketInUse } from './unix-listen.js';
 import { parseMetricsAddress, type RuntimeConfig } from '../plugins/config.js';
 // Only the type: the module (and prom-client with it) is loaded when a container asks for metrics.
 import type { MetricsEndpoint, MetricsSource, MonitorProbe } from './metrics-endpoint.js';
 
-const TASK_SERVICE = 'containerd.task.v2.Task';
+// containerd 1.6 and 1.7 call Task v2; 2.x calls Task v3 when `start` answered with bootstrap version 3
+// (native/shim/bootstrap.c). The messages are byte-identical, only the service name differs, so both
+// names are served by the same handlers.
+const TASK_SERVICES: ReadonlySet<string> = new Set(['containerd.task.v2.Task', 'containerd.task.v3.Task']);
 const IDLE_EXIT_MS = Number(process.env.TSRT_DAEMON_IDLE_MS ?? 300_000);
 /** The first frame of a connection must arrive within this time. */
 const HELLO_TIMEOUT_MS = 5000;
@@ -37,6 +40,8 @@ class Daemon {
   private stopping = false;
   /** The Task API's method names (the same for every group), for the metrics' method label. */
   private taskMethods: ReadonlySet<string> = new Set();
+  /** Task API service names that have had a request, each logged once at its first (which API containerd speaks). */
+  private servicesSeen = new Set<string>();
   /** The MetricsAddress served, or being set up; '' while there is no endpoint. */
   private metricsAddress = '';
   private metrics: MetricsEndpoint | null = null;
@@ -68,7 +73,7 @@ class Daemon {
     };
     link.onOom((key) => created.service.oomKilled(key));
     const handlers = created.service.handlers();
-    server.register(TASK_SERVICE, handlers);
+    for (const name of TASK_SERVICES) server.register(name, this.noteService(name, handlers));
     if (this.taskMethods.size === 0) this.taskMethods = new Set(Object.keys(handlers));
     this.groups.set(monitorId, created);
     this.touch();
@@ -76,6 +81,21 @@ class Daemon {
     // shows up (a late probe of a monitor that has exited) must not pin the daemon.
     if (!hello) setTimeout(() => this.onMonitorLost(monitorId, created), HELLO_TIMEOUT_MS * 2).unref();
     return created;
+  }
+
+  /** The same handlers, and the first request over `service` (in this daemon) is logged. */
+  private noteService(service: string, handlers: Record<string, Handler>): Record<string, Handler> {
+    const noted: Record<string, Handler> = {};
+    for (const [method, handler] of Object.entries(handlers)) {
+      noted[method] = (payload, ctx) => {
+        if (!this.servicesSeen.has(service)) {
+          this.servicesSeen.add(service);
+          this.log.info({ service, method }, 'first Task API request over this service');
+        }
+        return handler(payload, ctx);
+      };
+    }
+    return noted;
   }
 
   /** The monitor has nothing left to serve: tell it to exit and forget it. */
@@ -137,7 +157,7 @@ class Daemon {
     try {
       const { MetricsEndpoint } = await import('./metrics-endpoint.js');
       const endpoint = await MetricsEndpoint.open(parseMetricsAddress(address), this.metricsSource(), {
-        log: this.log, service: TASK_SERVICE, methods: this.taskMethods,
+        log: this.log, services: TASK_SERVICES, methods: this.taskMethods,
       });
       if (this.stopping) {
         endpoint.close();

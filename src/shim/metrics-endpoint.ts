@@ -38,8 +38,8 @@ export interface MetricsSource {
 
 export interface EndpointOptions {
   log: Logger;
-  /** The ttrpc service and its methods: requests for anything else are counted as method="other". */
-  service: string;
+  /** The ttrpc services (Task v2 and v3) and their methods: requests for anything else are counted as method="other". */
+  services: ReadonlySet<string>;
   methods: ReadonlySet<string>;
 }
 
@@ -143,7 +143,7 @@ export class MetricsEndpoint {
 
   /** A ttrpc request was answered (the TtrpcServer request observer). */
   recordRequest(service: string, method: string, code: number, seconds: number): void {
-    const m = service === this.opts.service && this.opts.methods.has(method) ? method : 'other';
+    const m = this.opts.services.has(service) && this.opts.methods.has(method) ? method : 'other';
     this.requests.inc({ method: m, code: CODE_LABELS[code] ?? 'UNKNOWN' });
     this.durations.observe({ method: m }, seconds);
   }

@@ -1,7 +1,7 @@
-// The containerd.task.v2.Task service for the containers of one monitor (one container, or one pod when
-// containerd groups them). Handlers keep runc-v2's semantics: its state machine, its error codes and its
-// event order (TaskCreate → TaskStart → TaskExit → TaskDelete; an exit seen while Start runs is held until
-// TaskStart is queued).
+// The containerd Task service (containerd.task.v2.Task; v3, the same messages, goes to the same handlers)
+// for the containers of one monitor (one container, or one pod when containerd groups them). Handlers keep
+// runc-v2's semantics: its state machine, its error codes and its event order (TaskCreate → TaskStart →
+// TaskExit → TaskDelete; an exit seen while Start runs is held until TaskStart is queued).
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';

@@ -17,6 +17,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 let seq = 0;
 const log = pino({ level: 'silent' });
 const SERVICE = 'containerd.task.v2.Task';
+const SERVICE_V3 = 'containerd.task.v3.Task';
 
 // A process to stand in for a monitor, so that pidusage has something real to read.
 const stand = spawn('sleep', ['60'], { stdio: 'ignore' });
@@ -67,7 +68,7 @@ async function staleSocket(p: string): Promise<void> {
 
 async function open(source: MetricsSource): Promise<{ endpoint: MetricsEndpoint; sock: string }> {
   const sock = path.join(dir, `m${++seq}.sock`);
-  const endpoint = await MetricsEndpoint.open({ kind: 'unix', path: sock }, source, { log, service: SERVICE, methods: new Set(['Create', 'State']) });
+  const endpoint = await MetricsEndpoint.open({ kind: 'unix', path: sock }, source, { log, services: new Set([SERVICE, SERVICE_V3]), methods: new Set(['Create', 'State']) });
   return { endpoint, sock };
 }
 
@@ -78,7 +79,7 @@ test('a scrape: gauges, events, RPCs by method and code name, the daemon\'s own 
   const { endpoint, sock } = await open(source);
   try {
     endpoint.recordRequest(SERVICE, 'Create', Code.OK, 0.02);
-    endpoint.recordRequest(SERVICE, 'State', Code.NotFound, 0.0002);
+    endpoint.recordRequest(SERVICE_V3, 'State', Code.NotFound, 0.0002); // Task v3 counts by method too
     endpoint.recordRequest(SERVICE, 'Bogus', Code.Unimplemented, 0.0001);
     endpoint.recordRequest('other.Service', 'Create', Code.Unimplemented, 0.0001);
     const r = await get(sock);
@@ -179,7 +180,7 @@ test('the socket: a stale file is replaced, a live one refused; close removes on
   const sock = path.join(dir, 'taken.sock');
   const other = net.createServer();
   await new Promise<void>((resolve) => other.listen(sock, resolve));
-  const opts = { log, service: SERVICE, methods: new Set<string>() };
+  const opts = { log, services: new Set([SERVICE]), methods: new Set<string>() };
   await assert.rejects(MetricsEndpoint.open({ kind: 'unix', path: sock }, fakeSource([]), opts), /in use by another process/);
   assert.ok(fs.existsSync(sock), 'the live socket is left alone');
   await new Promise<void>((resolve) => other.close(() => resolve()));
