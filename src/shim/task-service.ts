@@ -567,7 +567,8 @@ export class TaskService {
         if (c.init.pid <= 0 || c.init.hasExited || c.init.status === 'deleted') throw new cg.CgroupNotFoundError('cgroup does not exist');
         c.cgroup = locateCgroup(c.init.pid);
       }
-      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup) }).finish();
+      const warn = (msg: string, fields: Record<string, unknown>): void => c.logger.log.warn(fields, msg);
+      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup, warn) }).finish();
     } catch (e) {
       if (e instanceof cg.CgroupNotFoundError) throw new NotFoundError(e.message);
       throw e;
