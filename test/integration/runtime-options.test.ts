@@ -4,48 +4,23 @@
 // refuses, ShimCgroup, and the warnings for options tsrt does not act on. Where runc-v2 can be given the
 // same option by ctr, both run it and are compared.
 //
-// The runtime binary is seen through a `runc` wrapper that logs its arguments: this file's containerd
-// gets a shim directory (first on its PATH) holding links to the built shim and that wrapper, so runc-v2
-// and tsrt both run it when they run "runc".
+// The runtime binary is seen through a `runc` wrapper that logs its arguments (lib/runc-wrapper.ts): this
+// file's containerd gets a shim directory (first on its PATH) holding links to the built shim and that
+// wrapper, so runc-v2 and tsrt both run it when they run "runc".
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   CMD_MS, DEFAULT_SHIM_DIR, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor,
 } from './harness.js';
 import { isAlive, readCgroups, readStat } from './lib/procfs.js';
+import { loggingShimDir } from './lib/runc-wrapper.js';
 
-// ---- a shim dir whose `runc` logs its argv -----------------------------------------------------------
-
-const shimDir = mkdtempSync(join(tmpdir(), 'tsrt-opts-shim-'));
-const runcLog = join(shimDir, 'runc-argv.log');
-const realRunc = execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim();
-for (const f of readdirSync(DEFAULT_SHIM_DIR)) {
-  if (f !== 'obj' && f !== 'tests') symlinkSync(join(DEFAULT_SHIM_DIR, f), join(shimDir, f));
-}
-// `runc` and `runc-alt` (for BinaryName) log "<their name> <argv>" and run runc
-for (const name of ['runc', 'runc-alt']) {
-  writeFileSync(join(shimDir, name), `#!/bin/sh\nprintf '%s %s\\n' "\${0##*/}" "$*" >> '${runcLog}'\nexec '${realRunc}' "$@"\n`, { mode: 0o755 });
-}
-
-const suite = containerdForFile({ before, after }, { shimDir, namespace: 'tsrt-opts' });
-after(() => rmSync(shimDir, { recursive: true, force: true }));
-
-/**
- * The `runc create` argv a wrapper saw for container `id` (runc-v2 and tsrt both end it with the id), the
- * wrapper's name first.
- */
-function createArgv(id: string): string[] {
-  const text = existsSync(runcLog) ? readFileSync(runcLog, 'utf8') : '';
-  const lines = text.split('\n').filter((l) => / create /.test(` ${l} `) && l.endsWith(` ${id}`));
-  assert.equal(lines.length, 1, `one runc create for ${id} in:\n${text}`);
-  return lines[0]!.split(' ');
-}
+const wrap = loggingShimDir(DEFAULT_SHIM_DIR);
+const suite = containerdForFile({ before, after }, { shimDir: wrap.dir, namespace: 'tsrt-opts' });
+after(() => wrap.cleanup());
+const createArgv = (id: string): string[] => wrap.createArgv(id);
 
 /** An options file in the containerd's temp root. */
 function optionsFile(name: string, lines: string[]): string {
@@ -114,7 +89,7 @@ describe('runtime options through containerd', { timeout: 300_000 }, () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /only supported for "io.containerd.runc.v2" runtime/);
     await removeContainer(c, id);
-    const cfg = optionsFile('alt.toml', [`BinaryName = "${join(shimDir, 'runc-alt')}"`]);
+    const cfg = optionsFile('alt.toml', [`BinaryName = "${wrap.runcAlt}"`]);
     const id2 = uniqueId('alt');
     const r2 = await c.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id2, 'echo', 'ok'], { timeoutMs: CMD_MS });
     assert.equal(r2.code, 0, r2.stderr);

@@ -237,23 +237,26 @@ test('ShimCgroup: the monitor is moved at its first Create, before the runtime r
   const joined: Array<[number, string]> = [];
   let createdAfterJoin = false;
   const t = setup(undefined, { joinCgroup: (pid, cg) => { joined.push([pid, cg]); } });
-  fs.writeFileSync(path.join(t.bundle, 'log'), '');
-  const origFactory = t.backend.factory;
-  t.backend.factory = (init) => {
-    const b = origFactory(init);
-    return { ...b, create: async (req) => { createdAfterJoin = joined.length === 1; return b.create(req); } };
-  };
-  await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/tsrt-shims' }) });
-  assert.deepEqual(joined, [[42, '/tsrt-shims']], 'the monitor (hello.pid) goes to ShimCgroup');
-  assert.ok(createdAfterJoin, 'before the runtime is spawned from the monitor');
-  await t.rpc.create('c2', { options: runcOptions({ shimCgroup: '/elsewhere' }) });
-  assert.equal(joined.length, 1, 'the second container of the pod does not move the shim (runc-v2 alike)');
-  assert.ok(logLines(t.bundle).some((l) => l.level === 40 && /ShimCgroup ignored/.test(String(l.msg)) && l.shimCgroup === '/elsewhere'));
-  // a restarted daemon knows the monitor was placed
-  t.restart();
-  await t.rpc.create('c3', { options: runcOptions({ shimCgroup: '/third' }) });
-  assert.equal(joined.length, 1);
-  t.cleanup();
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    const origFactory = t.backend.factory;
+    t.backend.factory = (init) => {
+      const b = origFactory(init);
+      return { ...b, create: async (req) => { createdAfterJoin = joined.length === 1; return b.create(req); } };
+    };
+    await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/tsrt-shims' }) });
+    assert.deepEqual(joined, [[42, '/tsrt-shims']], 'the monitor (hello.pid) goes to ShimCgroup');
+    assert.ok(createdAfterJoin, 'before the runtime is spawned from the monitor');
+    await t.rpc.create('c2', { options: runcOptions({ shimCgroup: '/elsewhere' }) });
+    assert.equal(joined.length, 1, 'the second container of the pod does not move the shim (runc-v2 alike)');
+    assert.ok(logLines(t.bundle).some((l) => l.level === 40 && /ShimCgroup ignored/.test(String(l.msg)) && l.shimCgroup === '/elsewhere'));
+    // a restarted daemon knows the monitor was placed
+    t.restart();
+    await t.rpc.create('c3', { options: runcOptions({ shimCgroup: '/third' }) });
+    assert.equal(joined.length, 1);
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('ShimCgroup that cannot be joined fails the Create with the reason; the next Create tries again', async () => {
@@ -262,47 +265,56 @@ test('ShimCgroup that cannot be joined fails the Create with the reason; the nex
   const t = setup(undefined, {
     joinCgroup: (_pid, cg) => { if (fail) throw new Error(`failed to join cgroup ${cg}: ENOENT`); joined.push(cg); },
   });
-  await assert.rejects(t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/missing' }) }),
-    (e: { code?: number; message: string }) => e.code === Code.Unknown && /failed to join cgroup \/missing/.test(e.message));
-  assert.deepEqual(t.topics, []);
-  fail = false;
-  await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/there' }) });
-  assert.deepEqual(joined, ['/there']);
-  t.cleanup();
+  try {
+    await assert.rejects(t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/missing' }) }),
+      (e: { code?: number; message: string }) => e.code === Code.Unknown && /failed to join cgroup \/missing/.test(e.message));
+    assert.deepEqual(t.topics, []);
+    fail = false;
+    await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/there' }) });
+    assert.deepEqual(joined, ['/there']);
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('IoUid/IoGid: the stdio FIFOs of the init and of execs are chowned; a file:// log is not, with a warning', async () => {
   const chowned: Array<[string, number, number]> = [];
   const t = setup(undefined, { chown: async (f, u, g) => { chowned.push([f, u, g]); } });
-  fs.writeFileSync(path.join(t.bundle, 'log'), '');
-  await t.rpc.create('c1', {
-    options: runcOptions({ ioUid: 100000, ioGid: 100001 }), stdin: '/fifo/c1-stdin', stdout: '/fifo/c1-stdout', stderr: '/fifo/c1-stderr',
-  });
-  assert.deepEqual(chowned, [['/fifo/c1-stdin', 100000, 100001], ['/fifo/c1-stdout', 100000, 100001], ['/fifo/c1-stderr', 100000, 100001]]);
-  await t.rpc.start('c1');
-  chowned.length = 0;
-  await t.rpc.exec('c1', 'e1');
-  await t.rpc.start('c1', 'e1');
-  assert.deepEqual(chowned, [], 'an exec without stdio has nothing to chown');
-  // a terminal (console socket) and no IoUid: nothing
-  await t.rpc.create('c2', { options: runcOptions({ ioUid: 5 }), stdin: '/fifo/c2-in', stdout: '/fifo/c2-out', terminal: true });
-  await t.rpc.create('c3', { stdout: '/fifo/c3-out' });
-  assert.deepEqual(chowned, []);
-  await t.rpc.create('c4', { options: runcOptions({ ioGid: 7 }), stdout: 'file:///var/log/c4.log', stderr: 'file:///var/log/c4.log' });
-  assert.deepEqual(chowned, []);
-  const warned = logLines(t.bundle).filter((l) => l.level === 40 && /IoUid\/IoGid not applied to a file:\/\/ log/.test(String(l.msg)));
-  assert.equal(warned.length, 1, 'one warning per process');
-  assert.equal(warned[0]!.file, '/var/log/c4.log');
-  t.cleanup();
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    await t.rpc.create('c1', {
+      options: runcOptions({ ioUid: 100000, ioGid: 100001 }), stdin: '/fifo/c1-stdin', stdout: '/fifo/c1-stdout', stderr: '/fifo/c1-stderr',
+    });
+    assert.deepEqual(chowned, [['/fifo/c1-stdin', 100000, 100001], ['/fifo/c1-stdout', 100000, 100001], ['/fifo/c1-stderr', 100000, 100001]]);
+    await t.rpc.start('c1');
+    chowned.length = 0;
+    await t.rpc.exec('c1', 'e1');
+    await t.rpc.start('c1', 'e1');
+    assert.deepEqual(chowned, [], 'an exec without stdio has nothing to chown');
+    // a terminal (console socket) and no IoUid: nothing
+    await t.rpc.create('c2', { options: runcOptions({ ioUid: 5 }), stdin: '/fifo/c2-in', stdout: '/fifo/c2-out', terminal: true });
+    await t.rpc.create('c3', { stdout: '/fifo/c3-out' });
+    assert.deepEqual(chowned, []);
+    await t.rpc.create('c4', { options: runcOptions({ ioGid: 7 }), stdout: 'file:///var/log/c4.log', stderr: 'file:///var/log/c4.log' });
+    assert.deepEqual(chowned, []);
+    const warned = logLines(t.bundle).filter((l) => l.level === 40 && /IoUid\/IoGid not applied to a file:\/\/ log/.test(String(l.msg)));
+    assert.equal(warned.length, 1, 'one warning per process');
+    assert.equal(warned[0]!.file, '/var/log/c4.log');
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('options tsrt does not act on are logged as warnings on the container log, not dropped silently', async () => {
   const t = setup();
-  fs.writeFileSync(path.join(t.bundle, 'log'), '');
-  await t.rpc.create('c1', { options: runcOptions({ criuWorkPath: '/var/lib/criu', taskApiAddress: 'ttrpc+unix:///x', taskApiVersion: 3, noNewKeyring: true }) });
-  const warnings = logLines(t.bundle).filter((l) => l.level === 40 && l.option).map((l) => l.option);
-  assert.deepEqual(warnings, ['CriuWorkPath', 'TaskApiAddress', 'TaskApiVersion']);
-  const created = logLines(t.bundle).find((l) => l.msg === 'container created');
-  assert.ok(created && created.id === 'c1');
-  t.cleanup();
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    await t.rpc.create('c1', { options: runcOptions({ criuWorkPath: '/var/lib/criu', taskApiAddress: 'ttrpc+unix:///x', taskApiVersion: 3, noNewKeyring: true }) });
+    const warnings = logLines(t.bundle).filter((l) => l.level === 40 && l.option).map((l) => l.option);
+    assert.deepEqual(warnings, ['CriuWorkPath', 'TaskApiAddress', 'TaskApiVersion']);
+    const created = logLines(t.bundle).find((l) => l.msg === 'container created');
+    assert.ok(created && created.id === 'c1');
+  } finally {
+    t.cleanup();
+  }
 });
