@@ -6,9 +6,11 @@
 // watches on v2 need memory.events, which only a memory controller makes: test/unit/native-shim.test.ts
 // covers that watch on a written memory.events instead.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor } from './harness.js';
+import { isAlive, readCgroups, readStat } from './lib/procfs.js';
 
 // a namespace of its own: its cgroup directory (where runc enables controllers) is this file's alone
 const suite = containerdForFile({ before, after }, { unifiedCgroups: true, namespace: 'tsrt-v2' });
@@ -103,6 +105,32 @@ describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () 
     }
     assert.ok(ref.table.includes('cpu.usage_usec=0') && ref.table.includes('memory.usage=0'), ref.table.join(' '));
     assert.deepEqual(got[TSRT_V2], ref);
+  });
+
+  test('ShimCgroup on a unified host: the monitor is moved into <cgroup2 root>/<path>, the container is not', async () => {
+    const c = suite.containerd();
+    // this host's view of the cgroup2 hierarchy that containerd's namespace has at /sys/fs/cgroup
+    const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+    const name = `/tsrt-shimcg-v2-${process.pid}-${Date.now().toString(36)}`;
+    const dir = join(root, name);
+    const cfg = join(c.root, 'shimcg.toml');
+    writeFileSync(cfg, `ShimCgroup = "${name}"\n`);
+    const id = uniqueId('v2-shimcg');
+    let monitor = 0;
+    mkdirSync(dir);
+    try {
+      await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id, 'sleep', '1000']);
+      await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+      const initPid = Number((await c.ctrOk(['task', 'ls'])).split('\n').find((l) => l.startsWith(id))!.trim().split(/\s+/)[1]);
+      monitor = readStat(initPid)!.ppid;
+      assert.ok(readFileSync(`/proc/${monitor}/cmdline`, 'utf8').includes('containerd-shim-tsrt-v2'));
+      assert.deepEqual(readCgroups(monitor).filter(([h]) => h === '0').map(([, , p]) => p), [name]);
+      assert.deepEqual(readCgroups(initPid).filter(([h]) => h === '0').map(([, , p]) => p), [`/tsrt-v2/${id}`]);
+    } finally {
+      await removeContainer(c, id);
+      if (monitor) await waitFor(() => !isAlive(monitor), WAIT_MS, { what: 'monitor exited' }).catch(() => undefined);
+      await waitFor(() => { rmdirSync(dir); return true; }, WAIT_MS, { what: `rmdir ${dir}` });
+    }
   });
 
   test('SIGKILL to the init: exit 137, task STOPPED', async () => {
