@@ -3,16 +3,23 @@
 // the cgroup that locate.ts found.
 // Loaded only when a Stats call needs it; the metrics protos sit in their own generated module.
 import { METRICS_V1_TYPE_URL, statsV1 } from './stats-v1.js';
-import { METRICS_V2_TYPE_URL, statsV2 } from './stats-v2.js';
+import { METRICS_V2_TYPE_URL, hugetlbListingFor, statsV2, type StatsWarn } from './stats-v2.js';
 import type { CgroupLocation } from './locate.js';
 import { io } from '../gen/cgroups.js';
 
 export { CgroupNotFoundError } from './parse.js';
 
-/** Throws CgroupNotFoundError once the cgroup is gone. */
-export function readStats(where: CgroupLocation): { typeUrl: string; value: Uint8Array } {
+/** The containerd that started this daemon decides which hugetlb page sizes v2 Metrics list. */
+const HUGETLB_LISTING = hugetlbListingFor(process.env);
+
+/**
+ * Throws CgroupNotFoundError once the cgroup is gone. `warn` gets what upstream only logs (a pressure file
+ * that does not parse).
+ */
+export function readStats(where: CgroupLocation, warn?: StatsWarn): { typeUrl: string; value: Uint8Array } {
   if (where.version === 2) {
-    return { typeUrl: METRICS_V2_TYPE_URL, value: io.containerd.cgroups.v2.Metrics.encode(statsV2(where.dir)).finish() };
+    const m = statsV2(where.dir, { hugetlb: HUGETLB_LISTING, warn });
+    return { typeUrl: METRICS_V2_TYPE_URL, value: io.containerd.cgroups.v2.Metrics.encode(m).finish() };
   }
   return { typeUrl: METRICS_V1_TYPE_URL, value: io.containerd.cgroups.v1.Metrics.encode(statsV1(where.paths)).finish() };
 }

@@ -1,8 +1,22 @@
 // Runtime options: what containerd passes in CreateTaskRequest.options, turned into one RuntimeConfig.
-// For `io.containerd.tsrt.v2` containerd (CRI `options.ConfigPath`, `ctr --runtime-config-path`) sends
-// runtimeoptions.v1.Options{config_path}: a TOML file with the keys runc-v2 users know (BinaryName, Root,
-// SystemdCgroup) plus tsrt's own (Backend, MetricsAddress). runc-v2's own Options type and ctr's legacy
-// CreateOptions are accepted too, so configurations written for runc-v2 keep working.
+// For `io.containerd.tsrt.v2` containerd sends runtimeoptions.v1.Options: `config_path` names a TOML file
+// (CRI `options.ConfigPath`, `ctr --runtime-config-path`), and from 1.7 on a CRI `options` table without
+// ConfigPath arrives as `config_body`, the table itself as TOML. Both take the keys runc-v2 users know
+// (containerd.runc.v1.Options by their Go names: BinaryName, Root, SystemdCgroup, NoPivotRoot, NoNewKeyring,
+// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, MetricsAddress). runc-v2's own Options type
+// (what ctr 2.x sends as task options for --no-pivot and --uidmap) and ctr 1.6's legacy CreateOptions are
+// accepted too, so configurations written for runc-v2 keep working.
+//
+// What runc-v2 does with each runc option, and what tsrt does:
+//   NoPivotRoot, NoNewKeyring   `runc create --no-pivot / --no-new-keyring`: the same.
+//   SystemdCgroup, BinaryName, Root   the same (`--systemd-cgroup`, the binary, `--root <Root>/<namespace>`).
+//   IoUid, IoGid   runc-v2 chowns the pipes it gives the process for FIFO and file:// stdio; tsrt hands the
+//                  client FIFOs to the process itself and chowns those (task-service.ts, stdioOf).
+//   ShimCgroup     runc-v2 moves the shim into it at `start`; tsrt moves the monitor at the first Create.
+//   CriuPath, CriuImagePath, CriuWorkPath   checkpoint/restore: tsrt has none, so a warning.
+//   TaskApiAddress, TaskApiVersion   read by containerd (sandbox task API), not by a shim: a warning.
+// A key that is set but that tsrt does not act on is logged as a warning (the `warn` callback), never
+// dropped silently; an unknown key is an error, so that a typo does not pass unnoticed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -16,6 +30,13 @@ export interface RuntimeConfig {
   root: string;
   systemdCgroup: boolean;
   noPivotRoot: boolean;
+  /** `runc create --no-new-keyring`: no session keyring of its own for the container. */
+  noNewKeyring: boolean;
+  /** Owner given to the process's stdio FIFOs (0/0: left as they are). */
+  ioUid: number;
+  ioGid: number;
+  /** cgroup the monitor (what containerd knows as the shim) is moved into at its first Create; '' = stay. */
+  shimCgroup: string;
   /** Backend used when the spec's `io.tsrt.backend` annotation does not name one. */
   backend: string;
   /**
@@ -30,22 +51,74 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   root: '/run/tsrt/runc',
   systemdCgroup: false,
   noPivotRoot: false,
+  noNewKeyring: false,
+  ioUid: 0,
+  ioGid: 0,
+  shimCgroup: '',
   backend: 'runc',
   metricsAddress: '',
 };
 
-const KEYS: Record<string, (c: RuntimeConfig, v: unknown, file: string) => void> = {
+/** An option that was set but that tsrt does not act on: the message says which and why. */
+export type ConfigWarn = (message: string, fields: Record<string, unknown>) => void;
+
+const NO_CHECKPOINT = 'tsrt does not checkpoint or restore (see README, "Checkpoint"); ignored';
+const FOR_CONTAINERD = 'containerd reads it to reach a sandbox\'s task API, a shim does not use it; ignored';
+
+/** runc options tsrt accepts and ignores (with a warning), by their TOML (Go) names. */
+const IGNORED: Record<string, string> = {
+  CriuPath: NO_CHECKPOINT,
+  CriuImagePath: NO_CHECKPOINT,
+  CriuWorkPath: NO_CHECKPOINT,
+  TaskApiAddress: FOR_CONTAINERD,
+  TaskApiVersion: FOR_CONTAINERD,
+};
+
+function ignored(key: string, value: unknown, where: string, warn: ConfigWarn | undefined): void {
+  warn?.(`runtime option ${key} is not supported by tsrt: ${IGNORED[key] ?? 'ignored'}`, { option: key, value, from: where });
+}
+
+type Setter = (c: RuntimeConfig, v: unknown, where: string, warn: ConfigWarn | undefined) => void;
+
+const KEYS: Record<string, Setter> = {
   BinaryName: (c, v, f) => { c.binaryName = str(v, 'BinaryName', f); },
   Root: (c, v, f) => { c.root = str(v, 'Root', f); },
   SystemdCgroup: (c, v, f) => { c.systemdCgroup = bool(v, 'SystemdCgroup', f); },
   NoPivotRoot: (c, v, f) => { c.noPivotRoot = bool(v, 'NoPivotRoot', f); },
+  NoNewKeyring: (c, v, f) => { c.noNewKeyring = bool(v, 'NoNewKeyring', f); },
+  IoUid: (c, v, f) => { c.ioUid = uint32(v, 'IoUid', f); },
+  IoGid: (c, v, f) => { c.ioGid = uint32(v, 'IoGid', f); },
+  ShimCgroup: (c, v, f) => { c.shimCgroup = cgroupPath(v, 'ShimCgroup', f); },
   Backend: (c, v, f) => { c.backend = str(v, 'Backend', f); },
   MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
+  // runc's keys that tsrt cannot honour: type-checked, then a warning when set
+  CriuPath: (_c, v, f, w) => { if (str(v, 'CriuPath', f, true)) ignored('CriuPath', v, f, w); },
+  CriuImagePath: (_c, v, f, w) => { if (str(v, 'CriuImagePath', f, true)) ignored('CriuImagePath', v, f, w); },
+  CriuWorkPath: (_c, v, f, w) => { if (str(v, 'CriuWorkPath', f, true)) ignored('CriuWorkPath', v, f, w); },
+  TaskApiAddress: (_c, v, f, w) => { if (str(v, 'TaskApiAddress', f, true)) ignored('TaskApiAddress', v, f, w); },
+  TaskApiVersion: (_c, v, f, w) => { if (uint32(v, 'TaskApiVersion', f)) ignored('TaskApiVersion', v, f, w); },
 };
 
-function str(v: unknown, key: string, file: string): string {
-  if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(`${file}: ${key} must be a non-empty string`);
+function str(v: unknown, key: string, file: string, emptyOk = false): string {
+  if (typeof v !== 'string' || (v === '' && !emptyOk)) {
+    throw new InvalidArgumentError(`${file}: ${key} must be a ${emptyOk ? '' : 'non-empty '}string`);
+  }
   return v;
+}
+function uint32(v: unknown, key: string, file: string): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+    throw new InvalidArgumentError(`${file}: ${key} must be an integer from 0 to 4294967295`);
+  }
+  return n;
+}
+/** A cgroup path as runc-v2 takes ShimCgroup: inside the hierarchy, so absolute ("/system.slice/shims"). */
+function cgroupPath(v: unknown, key: string, file: string): string {
+  const p = str(v, key, file, true);
+  if (p !== '' && (!p.startsWith('/') || p.split('/').includes('..'))) {
+    throw new InvalidArgumentError(`${file}: ${key} must be an absolute cgroup path without "..", e.g. "/tsrt-shims"`);
+  }
+  return p;
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);
@@ -98,26 +171,55 @@ function metricsAddress(v: unknown, file: string): string {
   return v;
 }
 
+/**
+ * Keys of a TOML options document applied to `into`; `where` names the document in messages ("runtime
+ * config /etc/tsrt/x.toml"), `short` in those about one key (the file's path).
+ */
+function applyToml(text: string, where: string, short: string, into: RuntimeConfig, warn: ConfigWarn | undefined, body: boolean): void {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new InvalidArgumentError(`${where} is not valid TOML: ${(e as Error).message}`);
+  }
+  for (const [k, v] of Object.entries(doc)) {
+    // A CRI options table is runtimeoptions.v1.Options' own TOML too: its TypeUrl and (empty) ConfigPath
+    // keys come along in the body.
+    if (body && (k === 'TypeUrl' || k === 'ConfigPath')) {
+      if (v !== '') warn?.(`runtime option ${k} in the options table is not used by tsrt; ignored`, { option: k, value: v, from: short });
+      continue;
+    }
+    const set = KEYS[k];
+    if (!set) throw new InvalidArgumentError(`${where}: unknown key ${k} (known: ${Object.keys(KEYS).join(', ')})`);
+    set(into, v, short, warn);
+  }
+}
+
 /** Reads a tsrt options file. Unknown keys are refused so that a typo does not pass silently. */
-export function readConfigFile(file: string, into: RuntimeConfig = { ...DEFAULT_CONFIG }): RuntimeConfig {
+export function readConfigFile(file: string, into: RuntimeConfig = { ...DEFAULT_CONFIG }, warn?: ConfigWarn): RuntimeConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new InvalidArgumentError(`cannot read runtime config ${file}: ${(e as Error).message}`);
   }
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseToml(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new InvalidArgumentError(`runtime config ${file} is not valid TOML: ${(e as Error).message}`);
-  }
-  for (const [k, v] of Object.entries(doc)) {
-    const set = KEYS[k];
-    if (!set) throw new InvalidArgumentError(`runtime config ${file}: unknown key ${k} (known: ${Object.keys(KEYS).join(', ')})`);
-    set(into, v, file);
-  }
+  applyToml(text, `runtime config ${file}`, file, into, warn, false);
   return into;
+}
+
+/** A CRI `options` table that containerd 1.7+ sent as TOML (runtimeoptions.v1.Options.config_body). */
+export function readConfigBody(body: Uint8Array, into: RuntimeConfig = { ...DEFAULT_CONFIG }, warn?: ConfigWarn): RuntimeConfig {
+  applyToml(Buffer.from(body).toString('utf8'), 'runtime options table', 'runtime options table', into, warn, true);
+  return into;
+}
+
+/** A field of a runc options message that tsrt ignores, when it is set. */
+function ignoredFields(o: Record<string, unknown>, names: Record<string, string>, where: string, warn: ConfigWarn | undefined): void {
+  for (const [field, key] of Object.entries(names)) {
+    const v = o[field];
+    const set = Array.isArray(v) ? v.length > 0 : Boolean(v);
+    if (set) warn?.(`runtime option ${key} is not supported by tsrt: ${IGNORED[key] ?? NO_CHECKPOINT}`, { option: key, value: v, from: where });
+  }
 }
 
 function bareTypeName(typeUrl: string): string {
@@ -125,8 +227,11 @@ function bareTypeName(typeUrl: string): string {
   return slash >= 0 ? typeUrl.slice(slash + 1) : typeUrl;
 }
 
-/** Turns CreateTaskRequest.options into a RuntimeConfig; absent options give the defaults. */
-export function configFromOptions(options: google.protobuf.IAny | null | undefined): RuntimeConfig {
+/**
+ * Turns CreateTaskRequest.options into a RuntimeConfig; absent options give the defaults. Options that are
+ * set but that tsrt does not act on go to `warn` (the caller logs them to the container's log).
+ */
+export function configFromOptions(options: google.protobuf.IAny | null | undefined, warn?: ConfigWarn): RuntimeConfig {
   const config: RuntimeConfig = { ...DEFAULT_CONFIG };
   if (!options || !options.typeUrl) return config;
   const value = options.value ?? new Uint8Array();
@@ -135,7 +240,9 @@ export function configFromOptions(options: google.protobuf.IAny | null | undefin
     switch (type) {
       case 'runtimeoptions.v1.Options': {
         const o = runtimeoptions.v1.Options.decode(value);
-        if (o.configPath) readConfigFile(o.configPath, config);
+        if (o.typeUrl) warn?.('runtime option TypeUrl is not used by tsrt; ignored', { option: 'TypeUrl', value: o.typeUrl, from: type });
+        if (o.configPath) readConfigFile(o.configPath, config, warn);
+        else if (o.configBody.length > 0) readConfigBody(o.configBody, config, warn);
         return config;
       }
       case 'containerd.runc.v1.Options': {
@@ -144,11 +251,29 @@ export function configFromOptions(options: google.protobuf.IAny | null | undefin
         if (o.root) config.root = o.root;
         config.systemdCgroup = o.systemdCgroup;
         config.noPivotRoot = o.noPivotRoot;
+        config.noNewKeyring = o.noNewKeyring;
+        config.ioUid = o.ioUid;
+        config.ioGid = o.ioGid;
+        config.shimCgroup = cgroupPath(o.shimCgroup, 'ShimCgroup', type);
+        ignoredFields(o as unknown as Record<string, unknown>, {
+          criuPath: 'CriuPath', criuImagePath: 'CriuImagePath', criuWorkPath: 'CriuWorkPath',
+          taskApiAddress: 'TaskApiAddress', taskApiVersion: 'TaskApiVersion',
+        }, type, warn);
         return config;
       }
       case 'containerd.linux.runc.CreateOptions': {
+        // ctr 1.6's task options for runtimes other than runc (--no-pivot, --uidmap/--gidmap)
         const o = containerd.linux.runc.CreateOptions.decode(value);
         config.noPivotRoot = o.noPivotRoot;
+        config.noNewKeyring = o.noNewKeyring;
+        config.ioUid = o.ioUid;
+        config.ioGid = o.ioGid;
+        config.shimCgroup = cgroupPath(o.shimCgroup, 'ShimCgroup', type);
+        ignoredFields(o as unknown as Record<string, unknown>, {
+          openTcp: 'OpenTcp', externalUnixSockets: 'ExternalUnixSockets', terminal: 'Terminal', fileLocks: 'FileLocks',
+          emptyNamespaces: 'EmptyNamespaces', cgroupsMode: 'CgroupsMode', criuWorkPath: 'CriuWorkPath',
+          criuImagePath: 'CriuImagePath',
+        }, type, warn);
         return config;
       }
       default:

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
 import type { Backend, BackendFactory, Stdio } from '../plugins/backend.js';
-import { configFromOptions } from '../plugins/config.js';
+import { DEFAULT_CONFIG, configFromOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
 import {
@@ -22,6 +22,7 @@ import { containerLogger, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
 import { locateCgroup, memoryCgroup, type CgroupLocation } from '../cgroups/locate.js';
+import { joinCgroup } from '../cgroups/join.js';
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -62,6 +63,10 @@ export interface GroupDeps {
   onConfig?(config: RuntimeConfig): void;
   /** Backend factories by name (the registry's, unless a test brings its own). */
   loadBackend?: (name: string) => Promise<BackendFactory>;
+  /** Moves a process into a cgroup (ShimCgroup); the default writes to the host's cgroup.procs files. */
+  joinCgroup?: (pid: number, cgroupPath: string) => void;
+  /** Changes a stdio FIFO's owner (IoUid/IoGid); default fs.chown. */
+  chown?: (file: string, uid: number, gid: number) => Promise<void>;
 }
 
 const empty = (): Uint8Array => new Uint8Array(0);
@@ -118,6 +123,11 @@ export class TaskService {
   private containers = new Map<string, Container>();
   /** Containers an earlier daemon recorded are back in the table before any request is served. */
   private readonly restored: Promise<void>;
+  /**
+   * The ShimCgroup the monitor was moved into, '' for none; null until its first Create. runc-v2 reads
+   * ShimCgroup only in the `start` that spawns the shim, so the first container of a pod decides.
+   */
+  private shimCgroup: string | null = null;
 
   constructor(private readonly deps: GroupDeps) {
     this.restored = this.restore().catch((e) => deps.log.error({ err: (e as Error).message }, 'restoring state failed'));
@@ -158,6 +168,10 @@ export class TaskService {
   private async restore(): Promise<void> {
     const records = this.deps.store.load((file, err) => this.deps.log.warn({ file, err: err.message }, 'skipping unreadable state'));
     for (const r of records) {
+      // records written before a key existed lack it
+      r.config = { ...DEFAULT_CONFIG, ...r.config };
+      // the monitor had its first Create under the earlier daemon; where it sits was decided then
+      this.shimCgroup ??= r.config.shimCgroup;
       const logger = containerLogger(r.bundle, r.id, r.namespace);
       const backend = this.newBackend(await this.load(r.backend), r.namespace, r.config, logger.log);
       const init = restoreProcess(new ShimProcess(r.id, '', r.id, r.stdio), r.init);
@@ -208,9 +222,55 @@ export class TaskService {
     return p;
   }
 
+  /**
+   * ShimCgroup: runc-v2 moves the shim (the process containerd talks to) into it before any container
+   * exists; tsrt moves the monitor at its first Create, before the runtime is spawned from it, so `runc
+   * create` and the loggers start there as they do under runc-v2. Later Creates on the same monitor (the
+   * other containers of a pod) do not move it, as runc-v2 reuses its shim without reading the option.
+   */
+  private placeMonitor(config: RuntimeConfig, log: Logger): void {
+    if (this.shimCgroup !== null) {
+      if (config.shimCgroup && config.shimCgroup !== this.shimCgroup) {
+        log.warn({ shimCgroup: config.shimCgroup, placed: this.shimCgroup || null },
+          'ShimCgroup ignored: this shim was placed by the first container it serves');
+      }
+      return;
+    }
+    if (config.shimCgroup) {
+      (this.deps.joinCgroup ?? joinCgroup)(this.deps.link.hello.pid, config.shimCgroup);
+      log.info({ shimCgroup: config.shimCgroup, pid: this.deps.link.hello.pid }, 'shim moved into ShimCgroup');
+    }
+    this.shimCgroup = config.shimCgroup;
+  }
+
+  /**
+   * IoUid/IoGid: runc-v2 chowns the pipes it gives the process for FIFO and file:// stdio (go-runc
+   * NewPipeIO), so that a process in a user namespace can reopen /proc/self/fd/N. tsrt gives the process
+   * the client's FIFOs themselves, so it chowns those; the FIFOs are the client's per-process files under a
+   * directory only root can enter. A file:// log is handed over as well, and chowning it would give the log
+   * file itself to the container's user, so that is left as it is, with a warning. A terminal and
+   * binary:// logs get no owner under runc-v2 either.
+   */
+  private async chownStdio(c: Container, p: ShimProcess, specs: string[]): Promise<void> {
+    const { ioUid: uid, ioGid: gid } = c.config;
+    if (!uid && !gid) return;
+    const chown = this.deps.chown ?? ((f: string, u: number, g: number) => fs.chown(f, u, g));
+    let warned = false;
+    for (const spec of specs) {
+      if (spec.startsWith('fifo:')) {
+        await chown(spec.slice('fifo:'.length), uid, gid);
+      } else if (spec.startsWith('file:') && !warned) {
+        warned = true;
+        c.logger.log.warn({ ioUid: uid, ioGid: gid, file: spec.slice('file:'.length), execId: p.execId || undefined },
+          'IoUid/IoGid not applied to a file:// log: tsrt hands the log file to the process itself');
+      }
+    }
+  }
+
   /** What the backend hands the process: its stdio plan, with the `binary://` logger started first. */
   private async stdioOf(c: Container, p: ShimProcess): Promise<Stdio> {
     const plan = stdioFor(p.stdio);
+    if (!plan.terminal) await this.chownStdio(c, p, [plan.stdin, plan.stdout, plan.stderr]);
     if (plan.logger) await this.deps.link.logger(p.ioKey, c.id, c.namespace, plan.logger.argv);
     return { stdin: plan.stdin, stdout: plan.stdout, stderr: plan.stderr, terminal: plan.terminal };
   }
@@ -277,7 +337,8 @@ export class TaskService {
     if (this.containers.has(id)) throw new RuntimeError(`container ${id}: already exists`);
     if (req.checkpoint) throw new UnimplementedError('restoring from a checkpoint is not supported by tsrt: it has no CRIU support yet');
     const namespace = this.namespaceOf(ctx);
-    const config = configFromOptions(req.options);
+    const ignored: Array<[string, Record<string, unknown>]> = [];
+    const config = configFromOptions(req.options, (msg, fields) => { ignored.push([msg, fields]); });
     this.deps.onConfig?.(config);
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string }> } };
@@ -286,7 +347,15 @@ export class TaskService {
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     stdioFor(processStdio); // a bad stdio request fails before anything is set up
     const logger = containerLogger(req.bundle, id, namespace);
+    for (const [msg, fields] of ignored) logger.log.warn(fields, msg);
     const { link } = this.deps;
+    try {
+      this.placeMonitor(config, logger.log);
+    } catch (e) {
+      logger.log.error({ err: (e as Error).message }, 'create failed');
+      logger.close();
+      throw new RuntimeError((e as Error).message);
+    }
     const backend = this.newBackend(factory, namespace, config, logger.log);
     const c: Container = {
       id, namespace, bundle: req.bundle, backendName, config, rootfsMounted: false, backend, logger,
@@ -567,7 +636,8 @@ export class TaskService {
         if (c.init.pid <= 0 || c.init.hasExited || c.init.status === 'deleted') throw new cg.CgroupNotFoundError('cgroup does not exist');
         c.cgroup = locateCgroup(c.init.pid);
       }
-      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup) }).finish();
+      const warn = (msg: string, fields: Record<string, unknown>): void => c.logger.log.warn(fields, msg);
+      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup, warn) }).finish();
     } catch (e) {
       if (e instanceof cg.CgroupNotFoundError) throw new NotFoundError(e.message);
       throw e;

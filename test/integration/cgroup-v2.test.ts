@@ -6,17 +6,52 @@
 // watches on v2 need memory.events, which only a memory controller makes: test/unit/native-shim.test.ts
 // covers that watch on a written memory.events instead.
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, removeContainer, taskStatus, uniqueId, waitFor } from './harness.js';
+import { isAlive, readCgroups, readStat } from './lib/procfs.js';
 
 // a namespace of its own: its cgroup directory (where runc enables controllers) is this file's alone
 const suite = containerdForFile({ before, after }, { unifiedCgroups: true, namespace: 'tsrt-v2' });
 const RUNTIMES = [RUNC_V2, TSRT_V2] as const;
 
-/** `ctr task metrics --format json`, hugetlb sorted by page size (upstream sends them in map order). */
+type PSIData = { avg10?: number; avg60?: number; avg300?: number; total?: number };
+type PSIStats = { some?: PSIData; full?: PSIData };
+
+/**
+ * A PSI line's numbers change from one container to the next (the cgroup's pressure and the time it has
+ * existed): checked for what they can be, then replaced by a marker, so that what is compared is which
+ * PSI stats and lines are there. A value of 0 is absent from ctr's JSON (omitempty), so the keys inside
+ * a line are not compared either.
+ */
+function normalisedPsi(psi: PSIStats, where: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [line, data] of Object.entries(psi)) {
+    assert.ok(line === 'some' || line === 'full', `${where}.${line}`);
+    for (const [k, v] of Object.entries(data as PSIData)) {
+      if (k === 'total') assert.ok(Number.isInteger(v) && v >= 0, `${where}.${line}.total = ${v}`);
+      else assert.ok(['avg10', 'avg60', 'avg300'].includes(k) && typeof v === 'number' && v >= 0 && v <= 100, `${where}.${line}.${k} = ${v}`);
+    }
+    out[line] = '<PSIData>';
+  }
+  return out;
+}
+
+/**
+ * `ctr task metrics --format json`, hugetlb sorted by page size (upstream sends them in map order), PSI
+ * lines replaced by a marker (normalisedPsi).
+ */
 function normalisedMetrics(json: string): Record<string, unknown> {
-  const m = JSON.parse(json) as Record<string, unknown> & { hugetlb?: Array<{ pagesize?: string }> };
+  const m = JSON.parse(json) as Record<string, unknown> & {
+    hugetlb?: Array<{ pagesize?: string }>;
+    cpu?: { psi?: PSIStats }; memory?: { psi?: PSIStats }; io?: { psi?: PSIStats };
+  };
   m.hugetlb?.sort((a, b) => (a.pagesize ?? '').localeCompare(b.pagesize ?? ''));
+  for (const section of ['cpu', 'memory', 'io'] as const) {
+    const s = m[section] as { psi?: PSIStats } | undefined;
+    if (s?.psi) (s as Record<string, unknown>).psi = normalisedPsi(s.psi, `${section}.psi`);
+  }
   return m;
 }
 
@@ -57,8 +92,45 @@ describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () 
     const ref = got[RUNC_V2]!;
     // v2 Metrics: io and rdma, no blkio; hugetlb has one entry per page size with its limit
     assert.ok('io' in ref.json && 'rdma' in ref.json && !('blkio' in ref.json), JSON.stringify(ref.json));
+    // PSI: runc-v2 on cgroups v3.0.3+ (containerd 2.x) reports it, ctr 1.6 does not know the fields. 1.7
+    // depends on its build: upstream vendors cgroups v3.0.2 (no PSI), Debian's builds against a newer one.
+    // The pressure files are there without any controller while the kernel has PSI on.
+    const psiOn = existsSync('/sys/fs/cgroup/unified/cpu.pressure') || existsSync('/sys/fs/cgroup/cpu.pressure');
+    const hasPsi = (j: Record<string, unknown>): boolean[] =>
+      (['cpu', 'memory', 'io'] as const).map((k) => (j[k] as { psi?: unknown } | undefined)?.psi !== undefined);
+    const [major, minor] = c.dist.release;
+    if (major >= 2 || (major === 1 && minor <= 6)) {
+      const expected = major >= 2 && psiOn;
+      assert.deepEqual(hasPsi(ref.json), [expected, expected, expected], JSON.stringify(ref.json));
+    }
     assert.ok(ref.table.includes('cpu.usage_usec=0') && ref.table.includes('memory.usage=0'), ref.table.join(' '));
     assert.deepEqual(got[TSRT_V2], ref);
+  });
+
+  test('ShimCgroup on a unified host: the monitor is moved into <cgroup2 root>/<path>, the container is not', async () => {
+    const c = suite.containerd();
+    // this host's view of the cgroup2 hierarchy that containerd's namespace has at /sys/fs/cgroup
+    const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+    const name = `/tsrt-shimcg-v2-${process.pid}-${Date.now().toString(36)}`;
+    const dir = join(root, name);
+    const cfg = join(c.root, 'shimcg.toml');
+    writeFileSync(cfg, `ShimCgroup = "${name}"\n`);
+    const id = uniqueId('v2-shimcg');
+    let monitor = 0;
+    mkdirSync(dir);
+    try {
+      await c.ctrOk(['run', '-d', '--cpu-shares', '0', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id, 'sleep', '1000']);
+      await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+      const initPid = Number((await c.ctrOk(['task', 'ls'])).split('\n').find((l) => l.startsWith(id))!.trim().split(/\s+/)[1]);
+      monitor = readStat(initPid)!.ppid;
+      assert.ok(readFileSync(`/proc/${monitor}/cmdline`, 'utf8').includes('containerd-shim-tsrt-v2'));
+      assert.deepEqual(readCgroups(monitor).filter(([h]) => h === '0').map(([, , p]) => p), [name]);
+      assert.deepEqual(readCgroups(initPid).filter(([h]) => h === '0').map(([, , p]) => p), [`/tsrt-v2/${id}`]);
+    } finally {
+      await removeContainer(c, id);
+      if (monitor) await waitFor(() => !isAlive(monitor), WAIT_MS, { what: 'monitor exited' }).catch(() => undefined);
+      await waitFor(() => { rmdirSync(dir); return true; }, WAIT_MS, { what: `rmdir ${dir}` });
+    }
   });
 
   test('SIGKILL to the init: exit 137, task STOPPED', async () => {

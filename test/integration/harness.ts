@@ -246,6 +246,11 @@ export interface StartOptions {
    * cgroup2 hierarchy as the host's /sys/fs/cgroup/unified, where only unbound controllers work.
    */
   unifiedCgroups?: boolean;
+  /**
+   * Keep the CRI plugin (for tests that drive it through the CRI API; host-network pods need no CNI).
+   * NRI, which it would start on the host-wide /var/run/nri socket, stays off.
+   */
+  cri?: boolean;
 }
 
 export interface Containerd {
@@ -324,7 +329,7 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     // cri needs CNI and a config of its own; the others cannot work on ext4 without extra setup
     // (devmapper even logs an error), so they are left out.
     'disabled_plugins = [',
-    '  "io.containerd.grpc.v1.cri",',
+    opts.cri ? '  "io.containerd.nri.v1.nri",' : '  "io.containerd.grpc.v1.cri",',
     '  "io.containerd.snapshotter.v1.aufs",',
     '  "io.containerd.snapshotter.v1.btrfs",',
     '  "io.containerd.snapshotter.v1.devmapper",',
@@ -872,8 +877,8 @@ export const IMAGE_CACHE_DIR = process.env.TSRT_TEST_CACHE ?? '/var/tmp/tsrt-tes
  * Build a one-layer busybox image (cached under IMAGE_CACHE_DIR) and import it into `c`'s
  * namespace as `ref`. Returns the ref.
  */
-export async function buildBusyboxImage(c: Containerd, ref = DEFAULT_IMAGE, namespace?: string): Promise<string> {
-  const file = buildBusyboxImageFile(ref, IMAGE_CACHE_DIR);
+export async function buildBusyboxImage(c: Containerd, ref = DEFAULT_IMAGE, namespace?: string, cmd?: string[]): Promise<string> {
+  const file = buildBusyboxImageFile(ref, IMAGE_CACHE_DIR, undefined, cmd);
   const o = { timeoutMs: 120_000, namespace };
   // the archive carries io.containerd.image.name = ref, which ctr 1.6 uses verbatim; no
   // --base-name (that would filter by prefix) and no --digests needed

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { configFromOptions, DEFAULT_CONFIG, parseMetricsAddress } from '../../src/plugins/config.js';
+import { configFromOptions, DEFAULT_CONFIG, parseMetricsAddress, readConfigBody, readConfigFile } from '../../src/plugins/config.js';
 import { containerd, runtimeoptions } from '../../src/gen/proto.js';
 import { Code } from '../../src/ttrpc/codes.js';
 
@@ -85,4 +85,114 @@ test('MetricsAddress: anything else is InvalidArgument saying what is wrong and 
     e.code === Code.InvalidArgument && e.message.startsWith(`${f}: MetricsAddress "10.0.0.1:9000": host 10.0.0.1`));
   fs.writeFileSync(f, 'MetricsAddress = 9000\n');
   assert.throws(() => configFromOptions(runtimeOptions(f)), /MetricsAddress must be a string/);
+});
+
+// ---- the runc options runc-v2 users set, in every form containerd sends them ---------------------------
+
+/** Warnings as [option, message] pairs. */
+function collector(): { warn: (m: string, f: Record<string, unknown>) => void; seen: Array<[unknown, string]> } {
+  const seen: Array<[unknown, string]> = [];
+  return { seen, warn: (m, f) => { seen.push([f.option, m]); } };
+}
+
+const isInvalid = (re: RegExp) => (e: { code: number; message: string }) => e.code === Code.InvalidArgument && re.test(e.message);
+
+test('TOML file: every runc-v2 option by its Go name; the ones tsrt cannot honour are warnings', () => {
+  const f = path.join(tmp, 'all.toml');
+  fs.writeFileSync(f, [
+    'BinaryName = "crun"', 'Root = "/run/tsrt/crun"', 'SystemdCgroup = true', 'NoPivotRoot = true', 'NoNewKeyring = true',
+    'IoUid = 100000', 'IoGid = 100001', 'ShimCgroup = "/system.slice/tsrt-shims"',
+    'CriuPath = "/usr/sbin/criu"', 'CriuImagePath = "/var/lib/img"', 'CriuWorkPath = ""', 'TaskApiAddress = "ttrpc+unix:///x"',
+    'TaskApiVersion = 0', '',
+  ].join('\n'));
+  const w = collector();
+  const c = configFromOptions(runtimeOptions(f), w.warn);
+  assert.deepEqual(c, {
+    ...DEFAULT_CONFIG, binaryName: 'crun', root: '/run/tsrt/crun', systemdCgroup: true, noPivotRoot: true, noNewKeyring: true,
+    ioUid: 100000, ioGid: 100001, shimCgroup: '/system.slice/tsrt-shims',
+  });
+  // empty / zero values are "not set": no warning for CriuWorkPath and TaskApiVersion
+  assert.deepEqual(w.seen.map(([o]) => o), ['CriuPath', 'CriuImagePath', 'TaskApiAddress']);
+  assert.match(w.seen[0]![1], /CriuPath is not supported by tsrt: tsrt does not checkpoint/);
+  assert.match(w.seen[2]![1], /TaskApiAddress is not supported by tsrt: containerd reads it/);
+  // readConfigFile on its own, as before (warnings optional)
+  assert.equal(readConfigFile(f).ioGid, 100001);
+});
+
+test('TOML: wrong types and values are InvalidArgument naming the key', () => {
+  const f = path.join(tmp, 'types.toml');
+  const cases: Array<[string, RegExp]> = [
+    ['IoUid = -1', /IoUid must be an integer from 0 to 4294967295/],
+    ['IoGid = 4294967296', /IoGid must be an integer/],
+    ['IoUid = "1000"', /IoUid must be an integer/],
+    ['NoNewKeyring = "yes"', /NoNewKeyring must be true or false/],
+    ['ShimCgroup = "relative/path"', /ShimCgroup must be an absolute cgroup path/],
+    ['ShimCgroup = "/a/../b"', /ShimCgroup must be an absolute cgroup path without "\.\."/],
+    ['CriuWorkPath = 3', /CriuWorkPath must be a string/],
+    ['TaskApiVersion = 1.5', /TaskApiVersion must be an integer/],
+    ['TypeUrl = "x"', /unknown key TypeUrl/], // a file is not an options table
+  ];
+  for (const [line, why] of cases) {
+    fs.writeFileSync(f, `${line}\n`);
+    assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(why), line);
+  }
+  fs.writeFileSync(f, 'ShimCgroup = ""\n');
+  assert.equal(configFromOptions(runtimeOptions(f)).shimCgroup, '');
+});
+
+test('config_body: a CRI options table without ConfigPath (containerd 1.7+) is read like a file', () => {
+  // what containerd's CRI sends for [..runtimes.tsrt.options] BinaryName = "crun" ... (go-toml's output)
+  const body = Buffer.from("BinaryName = 'crun'\nIoUid = 1000\nNoNewKeyring = true\nSystemdCgroup = true\nTypeUrl = ''\n");
+  const w = collector();
+  const c = configFromOptions({ typeUrl: 'runtimeoptions.v1.Options', value: runtimeoptions.v1.Options.encode({ configBody: body }).finish() }, w.warn);
+  assert.deepEqual(c, { ...DEFAULT_CONFIG, binaryName: 'crun', ioUid: 1000, noNewKeyring: true, systemdCgroup: true });
+  assert.equal(w.seen.length, 0, 'an empty TypeUrl in the table is nothing');
+  // a TypeUrl that says something is not used: a warning (also when it comes as the message's field)
+  readConfigBody(Buffer.from('TypeUrl = "io.containerd.tsrt.v1.options"\n'), { ...DEFAULT_CONFIG }, w.warn);
+  configFromOptions({ typeUrl: 'runtimeoptions.v1.Options', value: runtimeoptions.v1.Options.encode({ typeUrl: 'x' }).finish() }, w.warn);
+  assert.deepEqual(w.seen.map(([o]) => o), ['TypeUrl', 'TypeUrl']);
+  // ConfigPath wins over a body (containerd never sends both)
+  const f = path.join(tmp, 'path-wins.toml');
+  fs.writeFileSync(f, 'BinaryName = "runc"\n');
+  assert.equal(configFromOptions({
+    typeUrl: 'runtimeoptions.v1.Options', value: runtimeoptions.v1.Options.encode({ configPath: f, configBody: body }).finish(),
+  }).binaryName, 'runc');
+  // a typo in the table fails the Create, as in a file
+  assert.throws(() => readConfigBody(Buffer.from('BinaryNmae = "crun"\n')), isInvalid(/runtime options table: unknown key BinaryNmae/));
+  assert.throws(() => readConfigBody(Buffer.from('BinaryName = \n')), isInvalid(/runtime options table is not valid TOML/));
+});
+
+test('containerd.runc.v1.Options (ctr 2.x task options for --no-pivot, --uidmap): every field', () => {
+  const value = containerd.runc.v1.Options.encode({
+    noPivotRoot: true, noNewKeyring: true, shimCgroup: '/shims', ioUid: 100000, ioGid: 100000, binaryName: 'crun', root: '/run/x',
+    criuPath: '/criu', systemdCgroup: true, criuImagePath: '/img', criuWorkPath: '/work', taskApiAddress: 'ttrpc+unix:///s', taskApiVersion: 3,
+  }).finish();
+  const w = collector();
+  const c = configFromOptions({ typeUrl: 'containerd.runc.v1.Options', value }, w.warn);
+  assert.deepEqual(c, {
+    ...DEFAULT_CONFIG, binaryName: 'crun', root: '/run/x', systemdCgroup: true, noPivotRoot: true, noNewKeyring: true,
+    ioUid: 100000, ioGid: 100000, shimCgroup: '/shims',
+  });
+  assert.deepEqual(w.seen.map(([o]) => o), ['CriuPath', 'CriuImagePath', 'CriuWorkPath', 'TaskApiAddress', 'TaskApiVersion']);
+  // only what ctr 2.x sets for `--uidmap 0:100000:65536`: nothing to warn about
+  const w2 = collector();
+  const c2 = configFromOptions({ typeUrl: 'containerd.runc.v1.Options', value: containerd.runc.v1.Options.encode({ ioUid: 100000, ioGid: 100000 }).finish() }, w2.warn);
+  assert.equal(c2.binaryName, 'runc');
+  assert.equal(c2.ioUid, 100000);
+  assert.equal(w2.seen.length, 0);
+  assert.throws(() => configFromOptions({ typeUrl: 'containerd.runc.v1.Options', value: containerd.runc.v1.Options.encode({ shimCgroup: 'rel' }).finish() }),
+    isInvalid(/containerd.runc.v1.Options: ShimCgroup must be an absolute cgroup path/));
+});
+
+test('containerd.linux.runc.CreateOptions (ctr 1.6 task options): the runc fields, checkpoint ones warned', () => {
+  const value = containerd.linux.runc.CreateOptions.encode({
+    noPivotRoot: true, noNewKeyring: true, shimCgroup: '/s', ioUid: 1, ioGid: 2, openTcp: true, emptyNamespaces: ['network'], criuWorkPath: '/w',
+  }).finish();
+  const w = collector();
+  const c = configFromOptions({ typeUrl: 'containerd.linux.runc.CreateOptions', value }, w.warn);
+  assert.deepEqual(c, { ...DEFAULT_CONFIG, noPivotRoot: true, noNewKeyring: true, shimCgroup: '/s', ioUid: 1, ioGid: 2 });
+  assert.deepEqual(w.seen.map(([o]) => o), ['OpenTcp', 'EmptyNamespaces', 'CriuWorkPath']);
+  const w2 = collector();
+  configFromOptions({ typeUrl: 'containerd.linux.runc.CreateOptions', value: containerd.linux.runc.CreateOptions.encode({ emptyNamespaces: [] }).finish() }, w2.warn);
+  assert.equal(w2.seen.length, 0);
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { containerd } from '../../src/gen/proto.js';
-import { TaskService } from '../../src/shim/task-service.js';
+import { TaskService, type GroupDeps } from '../../src/shim/task-service.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
 import type { Backend, BackendInit, ExecRequest } from '../../src/plugins/backend.js';
@@ -52,7 +52,7 @@ class ScriptedBackend {
   };
 }
 
-function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
+function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps: Partial<GroupDeps> = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-ts-'));
   const bundle = path.join(dir, 'bundle');
   fs.mkdirSync(bundle);
@@ -71,7 +71,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
   const backend = new ScriptedBackend();
   const newService = () => new TaskService({
     link, router: new ExitRouter(), events, log: pino({ level: 'silent' }), store: new StateStore(path.join(dir, 'state')),
-    onEmpty: () => undefined, loadBackend: async () => backend.factory,
+    onEmpty: () => undefined, loadBackend: async () => backend.factory, ...deps,
   });
   let service = newService();
   let h = service.handlers();
@@ -80,7 +80,8 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
   const ctx = (): RequestContext => ({ service: 'containerd.task.v2.Task', method: '', metadata: new Map(), signal: new AbortController().signal });
   const call = (m: string, bytes: Uint8Array): Promise<Uint8Array> => (h[m] as Handler)(bytes, ctx());
   const rpc = {
-    create: (id: string) => call('Create', task.CreateTaskRequest.encode({ id, bundle }).finish()),
+    create: (id: string, more: containerd.task.v2.CreateTaskRequest.$Properties = {}) =>
+      call('Create', task.CreateTaskRequest.encode({ id, bundle, ...more }).finish()),
     start: (id: string, execId = '') => call('Start', task.StartRequest.encode({ id, execId }).finish()),
     exec: (id: string, execId: string, spec: object = { args: ['true'] }) => call('Exec', task.ExecProcessRequest.encode({
       id, execId, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) },
@@ -96,7 +97,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }) {
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, restart, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, topics, backend, restart, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -220,4 +221,100 @@ test('Pids marks exec processes with ProcessDetails', async () => {
   assert.equal(containerd.runc.v1.ProcessDetails.decode(info.value!).execId, 'e1');
   assert.equal(processes[0]!.info, null);
   t.cleanup();
+});
+
+// ---- runtime options that act on the shim: ShimCgroup, IoUid/IoGid, and warnings for the rest ----------
+
+const runcOptions = (o: containerd.runc.v1.Options.$Properties) =>
+  ({ typeUrl: 'containerd.runc.v1.Options', value: containerd.runc.v1.Options.encode(o).finish() });
+
+/** The container's log (a regular file standing in for containerd's FIFO), as JSON lines. */
+function logLines(bundle: string): Array<Record<string, unknown>> {
+  return fs.readFileSync(path.join(bundle, 'log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('ShimCgroup: the monitor is moved at its first Create, before the runtime runs; later Creates do not move it', async () => {
+  const joined: Array<[number, string]> = [];
+  let createdAfterJoin = false;
+  const t = setup(undefined, { joinCgroup: (pid, cg) => { joined.push([pid, cg]); } });
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    const origFactory = t.backend.factory;
+    t.backend.factory = (init) => {
+      const b = origFactory(init);
+      return { ...b, create: async (req) => { createdAfterJoin = joined.length === 1; return b.create(req); } };
+    };
+    await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/tsrt-shims' }) });
+    assert.deepEqual(joined, [[42, '/tsrt-shims']], 'the monitor (hello.pid) goes to ShimCgroup');
+    assert.ok(createdAfterJoin, 'before the runtime is spawned from the monitor');
+    await t.rpc.create('c2', { options: runcOptions({ shimCgroup: '/elsewhere' }) });
+    assert.equal(joined.length, 1, 'the second container of the pod does not move the shim (runc-v2 alike)');
+    assert.ok(logLines(t.bundle).some((l) => l.level === 40 && /ShimCgroup ignored/.test(String(l.msg)) && l.shimCgroup === '/elsewhere'));
+    // a restarted daemon knows the monitor was placed
+    t.restart();
+    await t.rpc.create('c3', { options: runcOptions({ shimCgroup: '/third' }) });
+    assert.equal(joined.length, 1);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('ShimCgroup that cannot be joined fails the Create with the reason; the next Create tries again', async () => {
+  let fail = true;
+  const joined: string[] = [];
+  const t = setup(undefined, {
+    joinCgroup: (_pid, cg) => { if (fail) throw new Error(`failed to join cgroup ${cg}: ENOENT`); joined.push(cg); },
+  });
+  try {
+    await assert.rejects(t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/missing' }) }),
+      (e: { code?: number; message: string }) => e.code === Code.Unknown && /failed to join cgroup \/missing/.test(e.message));
+    assert.deepEqual(t.topics, []);
+    fail = false;
+    await t.rpc.create('c1', { options: runcOptions({ shimCgroup: '/there' }) });
+    assert.deepEqual(joined, ['/there']);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('IoUid/IoGid: the stdio FIFOs of the init and of execs are chowned; a file:// log is not, with a warning', async () => {
+  const chowned: Array<[string, number, number]> = [];
+  const t = setup(undefined, { chown: async (f, u, g) => { chowned.push([f, u, g]); } });
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    await t.rpc.create('c1', {
+      options: runcOptions({ ioUid: 100000, ioGid: 100001 }), stdin: '/fifo/c1-stdin', stdout: '/fifo/c1-stdout', stderr: '/fifo/c1-stderr',
+    });
+    assert.deepEqual(chowned, [['/fifo/c1-stdin', 100000, 100001], ['/fifo/c1-stdout', 100000, 100001], ['/fifo/c1-stderr', 100000, 100001]]);
+    await t.rpc.start('c1');
+    chowned.length = 0;
+    await t.rpc.exec('c1', 'e1');
+    await t.rpc.start('c1', 'e1');
+    assert.deepEqual(chowned, [], 'an exec without stdio has nothing to chown');
+    // a terminal (console socket) and no IoUid: nothing
+    await t.rpc.create('c2', { options: runcOptions({ ioUid: 5 }), stdin: '/fifo/c2-in', stdout: '/fifo/c2-out', terminal: true });
+    await t.rpc.create('c3', { stdout: '/fifo/c3-out' });
+    assert.deepEqual(chowned, []);
+    await t.rpc.create('c4', { options: runcOptions({ ioGid: 7 }), stdout: 'file:///var/log/c4.log', stderr: 'file:///var/log/c4.log' });
+    assert.deepEqual(chowned, []);
+    const warned = logLines(t.bundle).filter((l) => l.level === 40 && /IoUid\/IoGid not applied to a file:\/\/ log/.test(String(l.msg)));
+    assert.equal(warned.length, 1, 'one warning per process');
+    assert.equal(warned[0]!.file, '/var/log/c4.log');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('options tsrt does not act on are logged as warnings on the container log, not dropped silently', async () => {
+  const t = setup();
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    await t.rpc.create('c1', { options: runcOptions({ criuWorkPath: '/var/lib/criu', taskApiAddress: 'ttrpc+unix:///x', taskApiVersion: 3, noNewKeyring: true }) });
+    const warnings = logLines(t.bundle).filter((l) => l.level === 40 && l.option).map((l) => l.option);
+    assert.deepEqual(warnings, ['CriuWorkPath', 'TaskApiAddress', 'TaskApiVersion']);
+    const created = logLines(t.bundle).find((l) => l.msg === 'container created');
+    assert.ok(created && created.id === 'c1');
+  } finally {
+    t.cleanup();
+  }
 });

@@ -131,7 +131,9 @@ export function createRuncBackend(init: BackendInit): Backend {
       const wrapper = prefix.length > 0 ? `wrapper=${prefix[0]}\n` : '';
       writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
       const pidFile = path.join(req.bundle, 'init.pid');
-      const args = ['--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), req.id];
+      const args = [
+        '--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), ...(config.noNewKeyring ? ['--no-new-keyring'] : []), req.id,
+      ];
       const pid = await spawnWithPid('create', req.bundle, req.ioKey, req.stdio, args, pidFile);
       watchExit(req.id, '', pid);
       return { pid };

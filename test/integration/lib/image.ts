@@ -87,9 +87,10 @@ function rootfsEntries(busyboxPath: string): TarEntry[] {
  * Build (or reuse from `cacheDir`) the OCI image-layout tar for `ref`.
  * The cache file name is derived from the busybox binary's digest, the ref and the builder version.
  */
-export function buildBusyboxImageFile(ref: string, cacheDir: string, busyboxPath = '/bin/busybox'): BusyboxImageFile {
+export function buildBusyboxImageFile(ref: string, cacheDir: string, busyboxPath = '/bin/busybox', cmd: string[] = ['sh']): BusyboxImageFile {
   const real = realpathSync(busyboxPath);
-  const key = sha256(`${BUILDER_VERSION}\0${ref}\0${goArch()}\0${sha256(readFileSync(real))}`).slice(0, 24);
+  const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
+  const key = sha256(`${BUILDER_VERSION}\0${ref}\0${goArch()}\0${sha256(readFileSync(real))}${cmdKey}`).slice(0, 24);
   mkdirSync(cacheDir, { recursive: true });
   const out = join(cacheDir, `busybox-oci-${key}.tar`);
   const meta = join(cacheDir, `busybox-oci-${key}.json`);
@@ -107,7 +108,7 @@ export function buildBusyboxImageFile(ref: string, cacheDir: string, busyboxPath
     JSON.stringify({
       architecture: goArch(),
       os: 'linux',
-      config: { Env: [DEFAULT_PATH_ENV], Cmd: ['sh'], WorkingDir: '/' },
+      config: { Env: [DEFAULT_PATH_ENV], Cmd: cmd, WorkingDir: '/' },
       rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
       history: [{ created_by: 'tsrt test harness: busybox-static rootfs' }],
     }),
