@@ -3,8 +3,9 @@
 // handler), CreateContainer, StartContainer, ContainerStatus, and the teardown calls. Messages are encoded
 // by hand with protobufjs's Writer/Reader, only the fields used here (numbers from api.proto).
 
-import { Client, Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, credentials } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { unaryBytes } from './grpc-bytes.js';
 
 const { Writer, Reader } = protobuf;
 type W = protobuf.Writer;
@@ -91,20 +92,8 @@ export class CriClient {
   }
 
   call(method: string, request: Uint8Array): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest<Uint8Array, Uint8Array>(
-        `${SERVICE}/${method}`,
-        (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-        (b) => new Uint8Array(b),
-        request,
-        new Metadata(),
-        { deadline: Date.now() + this.timeoutMs },
-        (err: ServiceError | null, res?: Uint8Array) => {
-          if (err) reject(new CriError(method, err.code, err.details || err.message));
-          else resolve(res ?? new Uint8Array());
-        },
-      );
-    });
+    return unaryBytes(this.client, `${SERVICE}/${method}`, request, new Metadata(), this.timeoutMs,
+      (err) => new CriError(method, err.code, err.details || err.message));
   }
 
   /** The CRI's runtime name, e.g. "containerd" (proves the plugin serves). */

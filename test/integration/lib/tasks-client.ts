@@ -3,8 +3,9 @@
 // ctr 1.6 has no `task update`, so tests that need Update go through here. Messages are encoded by
 // hand with protobufjs's Writer/Reader: only the handful of fields the tests use.
 
-import { Client, Metadata, credentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, credentials, status as grpcStatus } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { unaryBytes } from './grpc-bytes.js';
 
 const { Writer, Reader } = protobuf;
 
@@ -107,20 +108,8 @@ export class TasksClient {
   call(method: string, request: Uint8Array): Promise<Uint8Array> {
     const md = new Metadata();
     md.set('containerd-namespace', this.namespace);
-    return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest<Uint8Array, Uint8Array>(
-        `${SERVICE}/${method}`,
-        (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-        (b) => new Uint8Array(b),
-        request,
-        md,
-        { deadline: Date.now() + this.timeoutMs },
-        (err: ServiceError | null, res?: Uint8Array) => {
-          if (err) reject(new TasksError(method, err.code, err.details || err.message));
-          else resolve(res ?? new Uint8Array());
-        },
-      );
-    });
+    return unaryBytes(this.client, `${SERVICE}/${method}`, request, md, this.timeoutMs,
+      (err) => new TasksError(method, err.code, err.details || err.message));
   }
 
   /**
