@@ -81,14 +81,15 @@ function stopHogs(hogs: ChildProcess[]): void {
 
 interface Churn {
   stop(): Promise<void>;
-  counts(): { runs: number; failed: number; lastError: string };
+  /** containers run and failed, per runtime, and the last error */
+  counts(): { runs: Record<string, number>; failed: Record<string, number>; lastError: string };
 }
 
 async function startChurn(): Promise<Churn> {
   const c: Containerd = await startContainerd({ namespace: 'tsrt-churn', logLevel: 'info' });
   let stopping = false;
-  let runs = 0;
-  let failed = 0;
+  const runs: Record<string, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
+  const failed: Record<string, number> = { [RUNC_V2]: 0, [TSRT_V2]: 0 };
   let lastError = '';
   const loop = (async () => {
     const image = await buildBusyboxImage(c);
@@ -106,9 +107,9 @@ async function startChurn(): Promise<Churn> {
         ['run', '--rm', '--runtime', rt, image, id, 'sh', '-c', 'head -c 2000000 /dev/urandom | md5sum >/dev/null; echo done'],
         { timeoutMs: 120_000 },
       );
-      runs++;
+      runs[rt] = (runs[rt] ?? 0) + 1;
       if (r.code !== 0 || r.stdout !== 'done\n') {
-        failed++;
+        failed[rt] = (failed[rt] ?? 0) + 1;
         lastError = `${rt} run: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim().split('\n')[0] ?? ''}`;
         await removeContainer(c, id);
       }
@@ -117,13 +118,13 @@ async function startChurn(): Promise<Churn> {
         const e = await c.ctr(['task', 'exec', '--exec-id', `x${i}`, sleeper, 'true'], { timeoutMs: 60_000 });
         const m = await c.ctr(['task', 'metrics', sleeper], { timeoutMs: 60_000 });
         if (e.code !== 0 || m.code !== 0) {
-          failed++;
+          failed[rt] = (failed[rt] ?? 0) + 1;
           lastError = `${rt} exec/metrics: ${(e.code !== 0 ? e : m).stderr.trim().split('\n')[0] ?? ''}`;
         }
       }
     }
   })().catch((e: unknown) => {
-    failed++;
+    failed.harness = 1;
     lastError = `churn stopped: ${(e as Error).message.split('\n')[0]}`;
   });
   return {
@@ -257,7 +258,8 @@ if (failed.length) {
 }
 if (churn) {
   const k = churn.counts();
-  console.log(`\nchurn: ${k.runs} containers run beside the suite, ${k.failed} failed${k.lastError ? ` (last: ${k.lastError})` : ''}`);
+  const per = Object.keys(k.runs).map((rt) => `${rt}: ${k.runs[rt]} run, ${k.failed[rt] ?? 0} failed`).join('; ');
+  console.log(`\nchurn beside the suite: ${per}${k.failed.harness ? '; the churn itself stopped' : ''}${k.lastError ? ` (last error: ${k.lastError})` : ''}`);
 }
 const bad = results.filter((r) => r.code !== 0 || r.failures.length > 0).length;
 console.log(`\nruns: ${results.length - bad} passed, ${bad} failed`);
