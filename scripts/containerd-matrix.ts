@@ -10,10 +10,10 @@
 //   npm run test:matrix -- --cells 2.x       some cells (1.6, 1.7, 2.x), comma-separated
 //   npm run test:matrix -- --no-build        without building first
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fmt, printTable } from '../bench/common.js';
+import { runSuite } from './lib/run-suite.js';
 import { IMAGE_CACHE_DIR, REPO_ROOT, run } from '../test/integration/harness.js';
 import { containerdUnderTest, fetchDebianContainerd, type ContainerdDist } from '../test/integration/lib/containerd-dist.js';
 
@@ -67,35 +67,14 @@ interface Outcome {
   failures: string[];
 }
 
-function runCell(cell: Cell, dist: ContainerdDist, outDir: string): Promise<Outcome> {
-  const failFile = join(outDir, `${cell.name}.jsonl`);
-  const args = [
-    '--import', 'tsx', '--test', '--test-concurrency=1',
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    `--test-reporter=${join(REPO_ROOT, 'scripts/lib/failure-reporter.mjs')}`, `--test-reporter-destination=${failFile}`,
-    ...cell.files(),
-  ];
-  const env: NodeJS.ProcessEnv = { ...process.env, TSRT_CONTAINERD_BIN: dist.binDir, TSRT_CONTAINERD_SOURCE: dist.source };
-  const started = Date.now();
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('close', (code) => {
-      const counts: Record<string, number> = {};
-      const failures: string[] = [];
-      let text = '';
-      try {
-        text = readFileSync(failFile, 'utf8');
-      } catch {
-        /* the runner died before writing */
-      }
-      for (const line of text.split('\n').filter((l) => l.trim())) {
-        const o = JSON.parse(line) as { kind: string; path?: string[] } & Record<string, number>;
-        if (o.kind === 'fail') failures.push((o.path ?? []).join(' > '));
-        else if (o.kind === 'summary') Object.assign(counts, o);
-      }
-      resolvePromise({ cell, dist, code, seconds: (Date.now() - started) / 1000, counts, failures });
-    });
+async function runCell(cell: Cell, dist: ContainerdDist, outDir: string): Promise<Outcome> {
+  const r = await runSuite(cell.files(), {
+    spec: 'stdout',
+    failFile: join(outDir, `${cell.name}.jsonl`),
+    env: { ...process.env, TSRT_CONTAINERD_BIN: dist.binDir, TSRT_CONTAINERD_SOURCE: dist.source },
+    output: 'inherit',
   });
+  return { cell, dist, code: r.code, seconds: r.seconds, counts: r.counts, failures: r.failures.map((f) => f.path.join(' > ')) };
 }
 
 const argv = process.argv.slice(2);

@@ -13,10 +13,11 @@
 // The builds and the suite need root, as `npm test` does.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, createWriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { fmt, printTable } from '../bench/common.js';
+import { runSuite, type SuiteResult } from './lib/run-suite.js';
 import {
   REPO_ROOT,
   RUNC_V2,
@@ -139,56 +140,19 @@ async function startChurn(): Promise<Churn> {
 
 // ---- the suite --------------------------------------------------------------------------------
 
-interface Failure {
-  file: string;
-  path: string[];
-  error: string;
-  failureType: string;
-}
-
-interface RunResult {
+interface RunResult extends SuiteResult {
   index: number;
-  code: number | null;
-  seconds: number;
-  summary: Record<string, number>;
-  failures: Failure[];
 }
 
-function runSuite(index: number, files: string[], outDir: string): Promise<RunResult> {
-  const specFile = join(outDir, `run-${index}.spec.txt`);
-  const failFile = join(outDir, `run-${index}.failures.jsonl`);
-  const reporter = join(REPO_ROOT, 'scripts/lib/failure-reporter.mjs');
-  const args = [
-    '--import', 'tsx', '--test', '--test-concurrency=1',
-    '--test-reporter=spec', `--test-reporter-destination=${specFile}`,
-    `--test-reporter=${reporter}`, `--test-reporter-destination=${failFile}`,
-    ...files,
-  ];
-  const started = Date.now();
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(join(outDir, `run-${index}.stderr.txt`));
-    child.stdout.pipe(log, { end: false });
-    child.stderr.pipe(log, { end: false });
-    child.on('close', (code) => {
-      log.end();
-      const failures: Failure[] = [];
-      let summary: Record<string, number> = {};
-      let text = '';
-      try {
-        text = readFileSync(failFile, 'utf8');
-      } catch {
-        /* the runner died before writing anything */
-      }
-      for (const line of text.split('\n')) {
-        if (!line.trim()) continue;
-        const o = JSON.parse(line) as Failure & { kind: string } & Record<string, number>;
-        if (o.kind === 'fail') failures.push(o);
-        else if (o.kind === 'summary') summary = o;
-      }
-      resolvePromise({ index, code, seconds: (Date.now() - started) / 1000, summary, failures });
-    });
+async function runOnce(index: number, files: string[], outDir: string): Promise<RunResult> {
+  const log = createWriteStream(join(outDir, `run-${index}.stderr.txt`));
+  const r = await runSuite(files, {
+    spec: join(outDir, `run-${index}.spec.txt`),
+    failFile: join(outDir, `run-${index}.failures.jsonl`),
+    output: log,
   });
+  log.end();
+  return { ...r, index };
 }
 
 const summaryLine = (s: Record<string, number>): string =>
@@ -232,10 +196,10 @@ try {
       `${args.runs} run(s) of ${args.files.length} test file(s); output in ${outDir}`,
   );
   for (let i = 1; i <= args.runs; i++) {
-    const r = await runSuite(i, args.files, outDir);
+    const r = await runOnce(i, args.files, outDir);
     results.push(r);
     const status = r.code === 0 && r.failures.length === 0 ? 'ok' : 'FAILED';
-    console.log(`run ${i}/${args.runs}: ${status} in ${fmt(r.seconds, 0)} s: ${summaryLine(r.summary)}`);
+    console.log(`run ${i}/${args.runs}: ${status} in ${fmt(r.seconds, 0)} s: ${summaryLine(r.counts)}`);
     for (const f of r.failures) console.log(`  not ok: ${relative(REPO_ROOT, f.file)}: ${f.path.join(' > ')}`);
   }
 } finally {
@@ -246,7 +210,7 @@ console.log('');
 printTable(
   ['run', 'exit', 'seconds', 'tests', 'pass', 'fail', 'skipped'],
   results.map((r) => [String(r.index), String(r.code), fmt(r.seconds, 0),
-    ...['tests', 'pass', 'fail', 'skipped'].map((k) => String(r.summary[k] ?? '?'))]),
+    ...['tests', 'pass', 'fail', 'skipped'].map((k) => String(r.counts[k] ?? '?'))]),
 );
 const failed = results.flatMap((r) => r.failures.map((f) => ({ ...f, run: r.index })));
 if (failed.length) {
