@@ -396,9 +396,11 @@ process.on('SIGTERM', () => process.exit(0));
     assert.equal(r.stderr, 'io.containerd.tsrt.v2: socket path too long\n');
   });
 
-  it('the real containerd 1.7 and 2.1 executables are told apart', { skip: fs.existsSync(CACHE) ? false : `no ${CACHE}` }, async () => {
-    const dists = fs.readdirSync(CACHE).filter((d) => /^containerd-\d/.test(d) && fs.existsSync(path.join(CACHE, d, 'usr/bin/containerd')));
-    assert.ok(dists.length > 0);
+  // The releases test:matrix fetched; none on a clone that has not run it yet (CI runs test:asan first).
+  const dists = fs.existsSync(CACHE)
+    ? fs.readdirSync(CACHE).filter((d) => /^containerd-\d/.test(d) && fs.existsSync(path.join(CACHE, d, 'usr/bin/containerd')))
+    : [];
+  it('the real containerd 1.7 and 2.1 executables are told apart', { skip: dists.length > 0 ? false : `no containerd release under ${CACHE}` }, async () => {
     for (const d of dists) {
       const major = Number(/^containerd-(\d+)/.exec(d)![1]);
       const b = bundle();
