@@ -38,8 +38,13 @@ interface Container {
   backendName: string;
   config: RuntimeConfig;
   rootfsMounted: boolean;
-  /** No pid namespace of its own: the init's death does not end its execs, so they are killed (runc-v2 alike). */
+  /**
+   * No pid namespace of its own (none in the spec, or one joined by `path`): the init's death does not end
+   * the container's other processes, so they are SIGKILLed before its exit is reported (runc-v2 alike).
+   */
   sharedPidNs: boolean;
+  /** That SIGKILL to the whole container has been sent for the init's exit (or is on its way). */
+  killedAllOnExit?: boolean;
   backend: Backend;
   init: ShimProcess;
   execs: Map<string, ShimProcess>;
@@ -81,9 +86,13 @@ function restoreProcess(p: ShimProcess, r: ProcessRecord): ShimProcess {
   return p;
 }
 
-/** The OCI spec says so when `linux.namespaces` has no `pid` entry. */
-function sharesPidNamespace(spec: { linux?: { namespaces?: Array<{ type?: string }> } }): boolean {
-  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'pid');
+/**
+ * The container has no pid namespace of its own: `linux.namespaces` has no `pid` entry (the host's), or
+ * one with a `path` (another container's or the pod's, as CRI sets for shared-PID pods). runc-v2's
+ * ShouldKillAllOnExit reads the bundle the same way.
+ */
+export function sharesPidNamespace(spec: { linux?: { namespaces?: Array<{ type?: string; path?: string }> } }): boolean {
+  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
 }
 
 function parseJsonObject(what: string, value: Uint8Array | null | undefined): Record<string, unknown> {
@@ -114,9 +123,10 @@ function wrongState(op: 'pause' | 'resume' | 'update', status: ProcessStatus): s
 //      Start replies.
 //   2. An exit seen while Start runs (the process died at once) is held in `pendingExit` and applied
 //      right after TaskStart/TaskExecStarted is queued, so it is never lost and never comes first.
-//   3. Every exec's TaskExit comes before its init's TaskExit: an init that exits while execs still run
-//      waits in `heldInitExit` (after SIGKILL to the whole container if it shares the host's pid
-//      namespace) until the last of them has exited.
+//   3. An init that shares a pid namespace (sharesPidNamespace) has the rest of its container SIGKILLed
+//      (`kill --all`) before anything else is done with its exit. Every exec's TaskExit comes before its
+//      init's TaskExit: an init that exits while execs still run waits in `heldInitExit` until the last
+//      of them has exited.
 //   4. A process's waiters are released in the same step that queues its TaskExit (ShimProcess).
 // One EventPublisher queue with one sender keeps that order on the wire.
 export class TaskService {
@@ -297,16 +307,21 @@ export class TaskService {
 
   private exitObserved(c: Container, p: ShimProcess, exit: Exit): void {
     if (p.hasExited || p.status === 'deleted') return;
+    if (p === c.init && c.sharedPidNs && !c.killedAllOnExit) {
+      // The processes left behind (execs, and whatever the init started) would otherwise hold the
+      // container's stdio open and outlive it; containerd 2.x waits for that stdio to close.
+      c.killedAllOnExit = true;
+      c.logger.log.info({ pid: exit.pid, status: exit.status }, 'init exited in a shared pid namespace; killing the rest of the container');
+      c.backend.kill(c.id, 9, true).catch((e) => {
+        c.logger.log.warn({ err: (e as Error).message }, 'killing the container failed; killing its execs one by one');
+        for (const x of c.execs.values()) if (x.isLive && x.pid > 0) try { process.kill(x.pid, 9); } catch { /* gone */ }
+      }).finally(() => this.exitObserved(c, p, exit));
+      return;
+    }
     if (p === c.init && this.liveExecs(c) > 0) {
       c.heldInitExit = exit;
       c.logger.log.info({ pid: exit.pid, status: exit.status }, 'init exited; waiting for its execs to exit first');
       this.persist(c);
-      if (c.sharedPidNs) {
-        c.backend.kill(c.id, 9, true).catch((e) => {
-          c.logger.log.warn({ err: (e as Error).message }, 'killing the container failed; killing its execs one by one');
-          for (const x of c.execs.values()) if (x.isLive && x.pid > 0) try { process.kill(x.pid, 9); } catch { /* gone */ }
-        });
-      }
       return;
     }
     const wasPaused = p.status === 'paused' || p.status === 'pausing';
@@ -341,7 +356,7 @@ export class TaskService {
     const config = configFromOptions(req.options, (msg, fields) => { ignored.push([msg, fields]); });
     this.deps.onConfig?.(config);
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
-      { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string }> } };
+      { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
     const factory = await this.load(backendName);
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };

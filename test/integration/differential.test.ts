@@ -32,6 +32,7 @@ import {
   type CtrEvent,
   type EventWatcher,
 } from './harness.js';
+import { listPids, readCmdline, readStat } from './lib/procfs.js';
 import { TasksError, tasksClientFor } from './lib/tasks-client.js';
 
 const suite = containerdForFile({ before, after });
@@ -553,6 +554,30 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
         return { ps: pids.length, kill, status, alive };
       });
       same(r, { ref: (v) => assert.deepEqual([v.ps, v.status, v.alive], [3, 'STOPPED', 0]) });
+    });
+
+    test("an init that joined another container's pid namespace: what it left running is killed by the time it is STOPPED", async () => {
+      // runc-v2 (ShouldKillAllOnExit) SIGKILLs the whole container before it reports the exit when the
+      // spec's pid namespace has a path, as for CRI's shared-PID pods and ctr --with-ns pid:...
+      const token = `3${Math.floor(Math.random() * 1e7)}`;
+      const r = await both('joined-pidns', async (x) => {
+        const host = `${x.id}-host`;
+        try {
+          await x.ok(['run', '-d', ...x.rt, x.image, host, 'sleep', '1000']);
+          await waitFor(async () => (await taskStatus(x.c, host)) === 'RUNNING', WAIT_MS, { what: `${host} RUNNING` });
+          const hostPid = Number((await x.ok(['task', 'ls'])).split('\n').find((l) => l.startsWith(`${host} `))?.trim().split(/\s+/)[1]);
+          // the shell exits only once its child has become `sleep <token>`
+          const script = `sleep ${token} & while ! grep -q ${token} /proc/$!/cmdline 2>/dev/null; do :; done; exit 0`;
+          await x.ok(['run', '-d', ...x.rt, '--with-ns', `pid:/proc/${hostPid}/ns/pid`, x.image, x.id, 'sh', '-c', script]);
+          const status = await statusAfter(x, 'STOPPED');
+          const living = () => listPids().filter((p) => readCmdline(p).join(' ') === `sleep ${token}` && readStat(p)?.state !== 'Z').length;
+          await waitFor(() => living() === 0, WAIT_MS).catch(() => undefined);
+          return { status, alive: living() };
+        } finally {
+          await removeContainer(x.c, host);
+        }
+      });
+      same(r, { ref: (v) => assert.deepEqual(v, { status: 'STOPPED', alive: 0 }) });
     });
   });
 

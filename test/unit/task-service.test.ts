@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { containerd } from '../../src/gen/proto.js';
-import { TaskService, type GroupDeps } from '../../src/shim/task-service.js';
+import { TaskService, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
 import type { Backend, BackendInit, ExecRequest } from '../../src/plugins/backend.js';
@@ -26,6 +26,8 @@ class ScriptedBackend {
   duringStart: (() => void) | null = null;
   duringExec: ((req: ExecRequest, pid: number) => void) | null = null;
   killed: Array<{ signal: number; all: boolean }> = [];
+  /** Kill resolves only once this has (a test holds a kill in flight). */
+  killGate: Promise<void> | null = null;
   paused = false;
 
   exit(id: string, execId: string, pid: number, status: number): void {
@@ -41,7 +43,7 @@ class ScriptedBackend {
       start: async () => { this.duringStart?.(); },
       exec: async (req) => { const pid = this.nextPid++; this.duringExec?.(req, pid); return { pid }; },
       deleteExec: async () => undefined,
-      kill: async (_id, signal, all) => { this.killed.push({ signal, all }); },
+      kill: async (_id, signal, all) => { this.killed.push({ signal, all }); await this.killGate; },
       delete: async () => undefined,
       pids: async () => [100, 101, 102],
       pause: async () => { this.paused = true; },
@@ -148,6 +150,42 @@ test("every exec's TaskExit comes before its init's TaskExit", async () => {
   assert.deepEqual(t.topics, ['/tasks/exit', '/tasks/exit']);
   assert.equal((await t.rpc.wait('c1', 'e1')).exitStatus, 137);
   assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  t.cleanup();
+});
+
+test('a pid namespace is shared when the spec has none, or joins one by path (runc-v2: ShouldKillAllOnExit)', () => {
+  assert.equal(sharesPidNamespace({}), true);
+  assert.equal(sharesPidNamespace({ linux: { namespaces: [{ type: 'network' }] } }), true);
+  assert.equal(sharesPidNamespace({ linux: { namespaces: [{ type: 'pid', path: '/proc/7/ns/pid' }] } }), true);
+  assert.equal(sharesPidNamespace({ linux: { namespaces: [{ type: 'pid' }] } }), false);
+  assert.equal(sharesPidNamespace({ linux: { namespaces: [{ type: 'pid', path: '' }] } }), false);
+});
+
+test('an init that joined a pid namespace by path: the container is killed before its TaskExit, with no exec running', async () => {
+  const t = setup({ linux: { namespaces: [{ type: 'pid', path: '/proc/1/ns/pid' }] } });
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  let finishKill!: () => void;
+  t.backend.killGate = new Promise<void>((r) => { finishKill = r; });
+  t.topics.length = 0;
+  t.backend.exit('c1', '', 100, 0);
+  await tick();
+  assert.deepEqual(t.backend.killed, [{ signal: 9, all: true }]);
+  assert.deepEqual(t.topics, [], 'no TaskExit while the rest of the container is being killed');
+  finishKill();
+  await tick();
+  assert.deepEqual(t.topics, ['/tasks/exit']);
+  assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  t.cleanup();
+});
+
+test('an init with a pid namespace of its own: its exit kills nothing', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.start('c1');
+  t.backend.exit('c1', '', 100, 0);
+  assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  assert.deepEqual(t.backend.killed, []);
   t.cleanup();
 });
 
