@@ -110,13 +110,25 @@ static ssize_t ring_write(struct ring *r, int fd)
 	return n;
 }
 
+/* The master has nothing more to give (every slave fd is closed, or stdin's EOF shut the console down)
+ * and all of it is written: close stdout now, so that its reader sees EOF when the process exits, not
+ * when it is deleted (containerd's CRI streams and 1.6.36+/1.7.20+ deletes wait for that EOF). */
+static void out_end(struct console *c)
+{
+	if (!c->eof || c->to_out.len > 0 || (c->out_fd < 0 && c->out_keep < 0))
+		return;
+	close_fd(&c->out_fd);
+	close_fd(&c->out_keep);
+	logm(LV_DEBUG, "console %s: output ended, stdout closed", c->key);
+}
+
 /* Write what is buffered for stdout (dropped when output is discarded). */
 static void out_flush(struct console *c)
 {
 	while (c->to_out.len > 0) {
 		if (c->out_fd < 0) {
 			c->to_out.len = 0;
-			return;
+			break;
 		}
 		ssize_t n = ring_write(&c->to_out, c->out_fd);
 		if (n > 0)
@@ -129,6 +141,7 @@ static void out_flush(struct console *c)
 			close_fd(&c->out_fd);
 		}
 	}
+	out_end(c);
 }
 
 /* The slave side is gone: input has nowhere to go. */
@@ -161,6 +174,7 @@ static void pump_out(struct console *c, int rounds)
 	out_flush(c);
 	for (int i = 0; i < rounds && master_read(c) > 0; i++)
 		out_flush(c);
+	out_end(c);
 }
 
 static void master_write(struct console *c)
@@ -189,6 +203,7 @@ static void stdin_eof(struct console *c)
 	c->eof = 1;
 	set_hup(c);
 	logm(LV_DEBUG, "console %s: stdin closed, console shut down", c->key);
+	out_end(c);
 }
 
 static void stdin_read(struct console *c)

@@ -9,7 +9,8 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, chmodSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -620,6 +621,41 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
         return seen(x, res);
       });
       same(r, { ref: (v) => assert.deepEqual(v, { code: 4, stdout: 'hi\r\r\n30 100\r\r\ntty0\r\r\ntty1\r\r\n', stderr: '' }) });
+    });
+
+    test('a tty exec with stdin held open (kubectl exec -it): its output ends when it exits, before the exec is deleted', async () => {
+      // through the Tasks API with FIFOs of the test's own: ctr cancels its copy at the exit, a CRI
+      // stream waits for the output's EOF (and so does containerd 1.6.36+/1.7.20+ before a delete)
+      const r = await both('exec-tty-eof', async (x) => {
+        await detached(x);
+        const dir = join(x.c.root, `fifo-${x.id}`);
+        mkdirSync(dir, { recursive: true });
+        const stdin = join(dir, 'in');
+        const stdout = join(dir, 'out');
+        execFileSync('mkfifo', [stdin, stdout]);
+        // a writer of stdin that never writes nor closes (O_RDWR: no reader needed to open it)
+        const inFd = openSync(stdin, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+        const reader = spawn('cat', [stdout], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let output = '';
+        reader.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
+        let catExited = false;
+        reader.on('exit', () => (catExited = true));
+        const tasks = tasksClientFor(x.c);
+        try {
+          const spec = { args: ['/bin/sh', '-c', 'echo hi; exit 3'], cwd: '/', terminal: true, env: ['PATH=/bin'], user: { uid: 0, gid: 0 } };
+          await tasks.exec(x.id, 'it', spec, { stdin, stdout, terminal: true });
+          await tasks.start(x.id, 'it');
+          const exitStatus = await tasks.wait(x.id, 'it');
+          const ended = await waitFor(() => catExited, WAIT_MS).then(() => true, () => false);
+          await tasks.deleteProcess(x.id, 'it');
+          return { exitStatus, output, outputEndedBeforeDelete: ended };
+        } finally {
+          tasks.close();
+          closeSync(inFd);
+          reader.kill('SIGKILL');
+        }
+      });
+      same(r, { ref: (v) => assert.deepEqual(v, { exitStatus: 3, output: 'hi\r\n', outputEndedBeforeDelete: true }) });
     });
 
     test('ctr task exec -t of an interactive shell: typed lines reach it, its output and exit code come back', async () => {

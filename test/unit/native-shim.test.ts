@@ -181,11 +181,13 @@ function fifoReader(p) {
   const b = Buffer.alloc(65536);
   const r = {
     text: '',
+    /** a read found no writer left (EOF); opened after the monitor's own end, so not before it closed */
+    eof: false,
     read() {
       for (;;) {
         let n;
         try { n = fs.readSync(fd, b); } catch (e) { if (e.code === 'EAGAIN') return r.text; throw e; }
-        if (n <= 0) return r.text;
+        if (n <= 0) { r.eof = true; return r.text; }
         r.text += b.subarray(0, n).toString('latin1');
       }
     },
@@ -249,6 +251,8 @@ async function consoleChecks(ctl, c, monitorPid) {
   fs.writeSync(wfd, 'exit\n');
   c.peerReaped = await ctl.waitReaped(Number(sp[2]));
   c.consoleTail = rd.read();
+  // with its process gone the console's output has ended: stdout is closed before any release
+  await until('EOF on the console stdout', () => { rd.read(); return rd.eof; });
   c.consoleRelease = await ctl.req('release', 'k6');
   rd.close();
   fs.closeSync(wfd);

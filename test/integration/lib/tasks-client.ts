@@ -1,6 +1,7 @@
 // A very small client for containerd's public gRPC Tasks API
 // (service containerd.services.tasks.v1.Tasks, api/services/tasks/v1/tasks.proto in containerd 1.6).
-// ctr 1.6 has no `task update`, so tests that need Update go through here. Messages are encoded by
+// ctr 1.6 has no `task update`, so tests that need Update go through here, and so do tests that need
+// stdio FIFOs of their own (ctr opens and closes its own). Messages are encoded by
 // hand with protobufjs's Writer/Reader: only the handful of fields the tests use.
 
 import { Client, Metadata, credentials, status as grpcStatus } from '@grpc/grpc-js';
@@ -11,6 +12,7 @@ const { Writer, Reader } = protobuf;
 
 const SERVICE = '/containerd.services.tasks.v1.Tasks';
 export const LINUX_RESOURCES_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
+export const PROCESS_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 
 /** A failed call: `code` is the gRPC status code (grpc-js `status` enum), `details` containerd's message. */
 export class TasksError extends Error {
@@ -137,6 +139,49 @@ export class TasksClient {
       return typeof v === 'number' ? v : 0;
     };
     return { pid: num(3), status: num(4), exitStatus: num(9) };
+  }
+
+  /**
+   * Tasks.Exec: add a process to a running task. `spec` is the OCI Process object (JSON in an Any, as
+   * containerd's client sends it); stdin/stdout/stderr name FIFOs the shim opens ('' for none).
+   */
+  async exec(containerId: string, execId: string, spec: object,
+    io: { stdin?: string; stdout?: string; stderr?: string; terminal?: boolean }): Promise<void> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    str(w, 2, io.stdin);
+    str(w, 3, io.stdout);
+    str(w, 4, io.stderr);
+    if (io.terminal) w.uint32(5 << 3).bool(true);
+    bytes(w, 6, anyMsg(PROCESS_TYPE_URL, Buffer.from(JSON.stringify(spec))));
+    str(w, 7, execId);
+    await this.call('Exec', w.finish());
+  }
+
+  /** Tasks.Start of a task or one of its execs; resolves with its pid. */
+  async start(containerId: string, execId?: string): Promise<number> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    str(w, 2, execId);
+    const v = decodeFields(await this.call('Start', w.finish())).get(1);
+    return typeof v === 'number' ? v : 0;
+  }
+
+  /** Tasks.Wait: resolves with the exit status once the task or exec has exited. */
+  async wait(containerId: string, execId?: string): Promise<number> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    str(w, 2, execId);
+    const v = decodeFields(await this.call('Wait', w.finish())).get(1);
+    return typeof v === 'number' ? v : 0;
+  }
+
+  /** Tasks.DeleteProcess: remove an exec that has exited. */
+  async deleteProcess(containerId: string, execId: string): Promise<void> {
+    const w = Writer.create();
+    str(w, 1, containerId);
+    str(w, 2, execId);
+    await this.call('DeleteProcess', w.finish());
   }
 
   /**
