@@ -5,6 +5,7 @@
 import type net from 'node:net';
 import { encodeControlFrame, ControlFrameReader } from './control-frame.js';
 import { RuntimeError } from './errors.js';
+import { PreciseDate } from './time.js';
 
 export interface Exit {
   pid: number;
@@ -112,7 +113,7 @@ export class MonitorLink {
   private onFrame(fields: string[]): void {
     const [kind, a, b, c, d] = fields;
     if (kind === 'reaped') {
-      const exit: Exit = { pid: Number(a), status: Number(b), at: new Date(Number(c) * 1000 + Math.floor(Number(d) / 1e6)) };
+      const exit: Exit = { pid: Number(a), status: Number(b), at: new PreciseDate(Number(c), Number(d)) };
       this.reapedListener?.(exit);
       return;
     }

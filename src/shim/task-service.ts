@@ -14,7 +14,7 @@ import {
   AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
 } from './errors.js';
 import { ShimProcess, type ProcessStatus } from './process.js';
-import { toTimestamp } from './time.js';
+import { parseTime, toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
 import type { Exit, MonitorLink } from './monitor-link.js';
 import type { ExitRouter } from './exit-router.js';
@@ -82,7 +82,7 @@ const processRecord = (p: ShimProcess): ProcessRecord =>
 function restoreProcess(p: ShimProcess, r: ProcessRecord): ShimProcess {
   p.pid = r.pid;
   p.status = r.status;
-  if (r.exitedAt) p.setExited({ pid: r.pid, status: r.exitStatus, at: new Date(r.exitedAt) });
+  if (r.exitedAt) p.setExited({ pid: r.pid, status: r.exitStatus, at: parseTime(r.exitedAt) });
   return p;
 }
 
@@ -195,7 +195,7 @@ export class TaskService {
         id: r.id, namespace: r.namespace, bundle: r.bundle, backendName: r.backend, config: r.config,
         rootfsMounted: r.rootfsMounted, sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, logger,
         // The monitor reported that exit to the earlier daemon once; it is not reported again.
-        heldInitExit: r.heldInitExit ? { pid: init.pid, status: r.heldInitExit.status, at: new Date(r.heldInitExit.at) } : null,
+        heldInitExit: r.heldInitExit ? { pid: init.pid, status: r.heldInitExit.status, at: parseTime(r.heldInitExit.at) } : null,
       };
       this.containers.set(r.id, c);
       // what its options asked of the daemon (a metrics endpoint) is asked of the new daemon too

@@ -161,6 +161,10 @@ for (const v of variants) {
         assert.deepEqual(topicsOf(), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
         const exit = events.tasks(id).find((e) => e.topic === '/tasks/exit')!;
         assert.match(exit.line, /"exit_status":0|exited_at/);
+        // the reap time to the nanosecond, as runc-v2 reports it (a whole millisecond: one chance in 10^6)
+        const at = exit.payload.exited_at as string | { nanos?: number };
+        const nanos = typeof at === 'string' ? Number((/\.(\d+)Z$/.exec(at)?.[1] ?? '0').padEnd(9, '0')) : at.nanos ?? 0;
+        assert.notEqual(nanos % 1e6, 0, `exited_at ${JSON.stringify(at)} has no sub-millisecond digits`);
       } finally {
         await events.stop();
       }
