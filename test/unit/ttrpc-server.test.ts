@@ -135,7 +135,7 @@ class Raw {
     this.socket.write(encodeFrame(streamId, MessageType.Request, flags, ttrpc.Request.encode(req).finish()));
   }
 
-  async next(n = 1, timeoutMs = 2000): Promise<Frame[]> {
+  async next(n = 1, timeoutMs = 20_000): Promise<Frame[]> {
     const deadline = Date.now() + timeoutMs;
     while (this.frames.length < n) {
       if (this.closed) throw new Error('raw connection closed');
@@ -197,26 +197,47 @@ test('round trip over a unix socket; success responses carry no status', async (
 });
 
 test('concurrent calls complete out of order, matched by stream id', async () => {
-  const h = await start();
+  // Each Gate call is answered when the test opens its gate, so the order is the test's, not a timer's.
+  const arrived = new Set<string>();
+  const gates = new Map<string, () => void>();
+  const h = await start({
+    Gate: async (payload) => {
+      const key = dec(payload);
+      await new Promise<void>((resolve) => { gates.set(key, resolve); arrived.add(key); });
+      return payload;
+    },
+  });
+  const open = (key: string) => gates.get(key)!();
   const client = await TtrpcClient.connect(h.path);
   try {
     const order: string[] = [];
-    const calls = ['150', '10', '80', '0'].map(async (ms) => {
-      const got = dec(await client.call(SERVICE, 'Sleep', enc(ms)));
+    const sent = ['d', 'b', 'c', 'a'];
+    const calls = sent.map(async (key) => {
+      const got = dec(await client.call(SERVICE, 'Gate', enc(key)));
       order.push(got);
       return got;
     });
-    assert.deepEqual(await Promise.all(calls), ['150', '10', '80', '0']);
-    assert.deepEqual(order, ['0', '10', '80', '150']);
+    await until('all four calls at their handlers', () => sent.every((k) => arrived.has(k)));
+    for (const [i, key] of ['a', 'b', 'c', 'd'].entries()) {
+      open(key);
+      await until(`the answer to ${key}`, () => order.length === i + 1);
+    }
+    assert.deepEqual(await Promise.all(calls), sent, 'each call got its own answer');
+    assert.deepEqual(order, ['a', 'b', 'c', 'd']);
 
-    // On the wire: responses leave in completion order.
+    // On the wire: responses leave in completion order, each with its request's stream id.
     const raw = await Raw.connect(h.path);
-    raw.request(1, { service: SERVICE, method: 'Sleep', payload: enc('120') });
-    raw.request(3, { service: SERVICE, method: 'Sleep', payload: enc('60') });
-    raw.request(5, { service: SERVICE, method: 'Sleep', payload: enc('0') });
-    const frames = await raw.next(3);
+    raw.request(1, { service: SERVICE, method: 'Gate', payload: enc('x1') });
+    raw.request(3, { service: SERVICE, method: 'Gate', payload: enc('x3') });
+    raw.request(5, { service: SERVICE, method: 'Gate', payload: enc('x5') });
+    await until('three raw requests at their handlers', () => ['x1', 'x3', 'x5'].every((k) => arrived.has(k)));
+    const frames: Frame[] = [];
+    for (const key of ['x5', 'x3', 'x1']) {
+      open(key);
+      frames.push(...(await raw.next(1)));
+    }
     assert.deepEqual(frames.map((f) => f.streamId), [5, 3, 1]);
-    assert.deepEqual(frames.map((f) => dec(ttrpc.Response.decode(f.payload).payload)), ['0', '60', '120']);
+    assert.deepEqual(frames.map((f) => dec(ttrpc.Response.decode(f.payload).payload)), ['x5', 'x3', 'x1']);
     raw.close();
   } finally {
     client.close();
