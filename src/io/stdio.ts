@@ -2,7 +2,7 @@
 // are passed to the container directly (no copy through the shim: the bytes go from the process to the
 // client's FIFO); the monitor keeps the extra FIFO ends runc-v2 keeps so that EPIPE and EOF behave alike.
 // With a terminal the monitor copies between the pty master and the FIFOs instead (src/io/process-io.ts).
-import { InvalidArgumentError, UnimplementedError } from '../shim/errors.js';
+import { InvalidArgumentError, UnimplementedError } from '../plugins/api/errors.js';
 
 export interface StdioRequest {
   stdin: string;

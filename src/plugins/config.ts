@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { containerd, runtimeoptions, google } from '../gen/proto.js';
-import { InvalidArgumentError } from '../shim/errors.js';
+import { InvalidArgumentError } from './api/errors.js';
 
 export interface RuntimeConfig {
   /** runc-compatible binary: runc, crun, or a path. */

@@ -1,6 +1,5 @@
 // Backends by name. Each is loaded on first use, so a daemon that only runs runc never loads the others.
-import type { BackendFactory } from './backend.js';
-import { InvalidArgumentError } from '../shim/errors.js';
+import { InvalidArgumentError, type BackendFactory } from './api/index.js';
 
 const loaders: Record<string, () => Promise<BackendFactory>> = {
   runc: async () => (await import('./runc/backend.js')).createRuncBackend,

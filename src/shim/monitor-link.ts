@@ -4,28 +4,10 @@
 // callbacks.
 import type net from 'node:net';
 import { encodeControlFrame, ControlFrameReader } from './control-frame.js';
-import { RuntimeError } from './errors.js';
+import { RuntimeError, type Exit, type SpawnRequest } from '../plugins/api/index.js';
 import { PreciseDate } from './time.js';
 
-export interface Exit {
-  pid: number;
-  /** Exit code, or 128 + signal number. */
-  status: number;
-  /** When the monitor reaped it. */
-  at: Date;
-}
-
-/** What a spawned process gets as stdio: '' is /dev/null, `fifo:<path>` a client FIFO, `file:<path>` a log file. */
-export interface SpawnRequest {
-  ioKey: string;
-  cwd: string;
-  stdin: string;
-  stdout: string;
-  stderr: string;
-  argv: string[];
-  /** Empty: inherit the monitor's environment. */
-  env?: string[];
-}
+export type { Exit, SpawnRequest };
 
 export interface MonitorHello {
   monitorId: string;

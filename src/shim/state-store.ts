@@ -30,6 +30,8 @@ export interface ContainerRecord {
   /** The init's exit while it waits for its execs to exit first (task-service.ts, "Event order"). */
   heldInitExit?: { status: number; at: string } | null;
   execs?: ExecRecord[];
+  /** What the backend's stateOf returned (JSON), handed back to it at adopt. */
+  backendState?: unknown;
 }
 
 export class StateStore {

@@ -6,13 +6,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import type { Backend, BackendFactory, Stdio } from '../plugins/backend.js';
+import type { Backend, BackendFactory, Stdio } from '../plugins/api/index.js';
 import { DEFAULT_CONFIG, configFromOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
 import {
   AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
-} from './errors.js';
+} from '../plugins/api/errors.js';
 import { ShimProcess, type ProcessStatus } from './process.js';
 import { parseTime, toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
@@ -21,7 +21,6 @@ import type { ExitRouter } from './exit-router.js';
 import { containerLogger, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
-import { locateCgroup, memoryCgroup, type CgroupLocation } from '../cgroups/locate.js';
 import { joinCgroup } from '../cgroups/join.js';
 
 const task = containerd.task.v2;
@@ -50,8 +49,6 @@ interface Container {
   execs: Map<string, ShimProcess>;
   /** The init's exit, held back while execs still run (see "Event order" below). */
   heldInitExit: Exit | null;
-  /** Where Stats reads from and OOM kills are watched; found at Create (or, after a daemon restart, at the first Stats). */
-  cgroup?: CgroupLocation;
   logger: ContainerLogger;
 }
 
@@ -131,6 +128,10 @@ function wrongState(op: 'pause' | 'resume' | 'update', status: ProcessStatus): s
 // One EventPublisher queue with one sender keeps that order on the wire.
 export class TaskService {
   private containers = new Map<string, Container>();
+  /** The group's backend instances by name, with how many of its containers each serves. */
+  private backends = new Map<string, { backend: Backend; users: number }>();
+  /** What each OOM watch the monitor keeps (by key) reports to: the backend that asked for it. */
+  private oomHandlers = new Map<string, () => void>();
   /** Containers an earlier daemon recorded are back in the table before any request is served. */
   private readonly restored: Promise<void>;
   /**
@@ -149,6 +150,7 @@ export class TaskService {
       rootfsMounted: c.rootfsMounted, sharedPidNs: c.sharedPidNs, stdio: c.init.stdio, init: processRecord(c.init),
       heldInitExit: c.heldInitExit && { status: c.heldInitExit.status, at: c.heldInitExit.at.toISOString() },
       execs: [...c.execs.values()].map((e) => ({ ...processRecord(e), execId: e.execId, stdio: e.stdio, spec: e.spec })),
+      backendState: c.backend.stateOf?.(c.id),
     };
   }
 
@@ -160,18 +162,49 @@ export class TaskService {
     }
   }
 
-  private newBackend(factory: BackendFactory, namespace: string, config: RuntimeConfig, log: Logger): Backend {
+  /**
+   * The group's instance of a backend, made when its first container asks for it. Its containers count
+   * its users; the last one's Delete closes it (deleteBackendUser).
+   */
+  private async backendFor(name: string): Promise<Backend> {
+    let entry = this.backends.get(name);
+    if (!entry) {
+      const factory = await this.load(name);
+      // another Create may have made it meanwhile
+      entry = this.backends.get(name) ?? { backend: this.newBackend(factory), users: 0 };
+      this.backends.set(name, entry);
+    }
+    entry.users++;
+    return entry.backend;
+  }
+
+  private deleteBackendUser(name: string): void {
+    const entry = this.backends.get(name);
+    if (!entry || --entry.users > 0) return;
+    this.backends.delete(name);
+    entry.backend.close?.().catch((e) => this.deps.log.warn({ backend: name, err: (e as Error).message }, 'closing the backend failed'));
+  }
+
+  private newBackend(factory: BackendFactory): Backend {
     const { link, router } = this.deps;
     return factory({
-      namespace, config, log,
+      group: { id: link.hello.containerId, namespace: link.hello.namespace },
+      log: this.deps.log,
       host: {
         spawn: async (s) => { const pid = await link.spawn(s); router.forget(pid); return pid; },
         waitExit: (pid) => router.wait(pid),
         console: (key, stdin, stdout) => link.console(key, stdin, stdout),
         consoleWait: (key, ms) => link.consoleWait(key, ms),
         resize: (key, w, h) => link.resize(key, w, h),
+        closeIo: (key) => link.closeIo(key),
+        oomWatch: async (key, version, dir, onOom) => {
+          this.oomHandlers.set(key, onOom);
+          await link.oomWatch(key, version, dir);
+        },
       },
       exited: (cid, execId, exit) => this.onExit(cid, execId, exit),
+      oom: (cid) => this.onOom(cid),
+      stateChanged: (cid) => { const c = this.containers.get(cid); if (c) this.persist(c); },
     });
   }
 
@@ -183,7 +216,7 @@ export class TaskService {
       // the monitor had its first Create under the earlier daemon; where it sits was decided then
       this.shimCgroup ??= r.config.shimCgroup;
       const logger = containerLogger(r.bundle, r.id, r.namespace);
-      const backend = this.newBackend(await this.load(r.backend), r.namespace, r.config, logger.log);
+      const backend = await this.backendFor(r.backend);
       const init = restoreProcess(new ShimProcess(r.id, '', r.id, r.stdio), r.init);
       const execs = new Map<string, ShimProcess>();
       for (const e of r.execs ?? []) {
@@ -201,8 +234,10 @@ export class TaskService {
       // what its options asked of the daemon (a metrics endpoint) is asked of the new daemon too
       this.deps.onConfig?.(r.config);
       backend.adopt({
-        id: r.id, bundle: r.bundle, pid: init.pid, running: !init.hasExited && !c.heldInitExit && init.status !== 'deleted',
+        id: r.id, bundle: r.bundle, namespace: r.namespace, config: r.config, log: logger.log, pid: init.pid,
+        running: !init.hasExited && !c.heldInitExit && init.status !== 'deleted',
         runningExecs: [...execs.values()].filter((e) => e.pid > 0 && !e.hasExited && e.status !== 'stopped').map((e) => ({ execId: e.execId, pid: e.pid })),
+        state: r.backendState,
       });
       logger.log.info({ pid: init.pid, status: init.status, execs: execs.size }, 'container state restored by a new daemon');
       this.releaseHeldInitExit(c);
@@ -312,9 +347,9 @@ export class TaskService {
       // container's stdio open and outlive it; containerd 2.x waits for that stdio to close.
       c.killedAllOnExit = true;
       c.logger.log.info({ pid: exit.pid, status: exit.status }, 'init exited in a shared pid namespace; killing the rest of the container');
-      c.backend.kill(c.id, 9, true).catch((e) => {
+      c.backend.signal(c.id, '', 9, true).catch(async (e) => {
         c.logger.log.warn({ err: (e as Error).message }, 'killing the container failed; killing its execs one by one');
-        for (const x of c.execs.values()) if (x.isLive && x.pid > 0) try { process.kill(x.pid, 9); } catch { /* gone */ }
+        for (const x of c.execs.values()) if (x.isLive && x.pid > 0) await c.backend.signal(c.id, x.execId, 9, false).catch(() => undefined);
       }).finally(() => this.exitObserved(c, p, exit));
       return;
     }
@@ -358,7 +393,7 @@ export class TaskService {
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
-    const factory = await this.load(backendName);
+    const backend = await this.backendFor(backendName);
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     stdioFor(processStdio); // a bad stdio request fails before anything is set up
     const logger = containerLogger(req.bundle, id, namespace);
@@ -369,9 +404,9 @@ export class TaskService {
     } catch (e) {
       logger.log.error({ err: (e as Error).message }, 'create failed');
       logger.close();
+      this.deleteBackendUser(backendName);
       throw new RuntimeError((e as Error).message);
     }
-    const backend = this.newBackend(factory, namespace, config, logger.log);
     const c: Container = {
       id, namespace, bundle: req.bundle, backendName, config, rootfsMounted: false, backend, logger,
       sharedPidNs: sharesPidNamespace(spec), init: new ShimProcess(id, '', id, processStdio), execs: new Map(), heldInitExit: null,
@@ -386,18 +421,22 @@ export class TaskService {
       // Registered before the runtime runs so that an init dying at once is matched to this container.
       this.containers.set(id, c);
       const stdio = await this.stdioOf(c, c.init);
-      const { pid } = await backend.create({ id, bundle: req.bundle, stdio, ioKey: c.init.ioKey });
+      const containerType = spec.annotations?.['io.kubernetes.cri.container-type'] ?? '';
+      const { pid } = await backend.create({
+        id, bundle: req.bundle, namespace, config, log: logger.log, stdio, ioKey: c.init.ioKey, containerType,
+      });
       c.init.pid = pid;
     } catch (e) {
       this.containers.delete(id);
+      this.oomHandlers.delete(id);
       await backend.delete(id, true).catch(() => undefined);
       await link.release(c.init.ioKey).catch(() => undefined);
       if (c.rootfsMounted) await link.umount(rootfs).catch(() => undefined);
+      this.deleteBackendUser(backendName);
       logger.log.error({ err: (e as Error).message }, 'create failed');
       logger.close();
       throw e;
     }
-    await this.watchOom(c);
     this.persist(c);
     logger.log.info({ pid: c.init.pid, backend: backend.name, runtime: config.binaryName }, 'container created');
     this.deps.events.publish(namespace, '/tasks/create', containerd.events.TaskCreate.encode({
@@ -408,24 +447,14 @@ export class TaskService {
     return task.CreateTaskResponse.encode({ pid: c.init.pid }).finish();
   }
 
-  /**
-   * The monitor watches the container's memory cgroup from now on (before Start, so that no OOM kill is
-   * missed) and reports each OOM kill before the exit it causes (see oomKilled). A container without a
-   * memory cgroup still runs; runc-v2 only logs that failure too.
-   */
-  private async watchOom(c: Container): Promise<void> {
-    try {
-      c.cgroup = locateCgroup(c.init.pid);
-      const mem = memoryCgroup(c.cgroup);
-      await this.deps.link.oomWatch(c.id, mem.version, mem.dir);
-    } catch (e) {
-      c.logger.log.warn({ err: (e as Error).message }, 'cannot watch the container for OOM kills');
-    }
+  /** The monitor saw an OOM kill in the cgroup watched under key: to the backend whose watch it is. */
+  oomKilled(key: string): void {
+    this.oomHandlers.get(key)?.();
   }
 
-  /** The monitor saw an OOM kill in the cgroup watched under key (a container id): TaskOOM. */
-  oomKilled(key: string): void {
-    const c = this.containers.get(key);
+  /** A backend reports an OOM kill in a container (before the exits it caused): TaskOOM. */
+  private onOom(containerId: string): void {
+    const c = this.containers.get(containerId);
     if (!c) return;
     c.logger.log.warn('OOM kill in the container');
     this.deps.events.publish(c.namespace, '/tasks/oom', containerd.events.TaskOOM.encode({ containerId: c.id }).finish());
@@ -534,19 +563,11 @@ export class TaskService {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
     if (p.status === 'deleted' || p.hasExited) throw new NotFoundError('process already finished');
-    if (!p.execId) {
-      await c.backend.kill(c.id, req.signal, req.all);
-      return empty();
+    if (p.execId) {
+      if (p.pid === 0) throw new FailedPreconditionError('process not created');
+      if (p.status === 'stopped') throw new NotFoundError('process already finished');
     }
-    // An exec is signalled directly; `all` does not apply to it (runc-v2 alike).
-    if (p.pid === 0) throw new FailedPreconditionError('process not created');
-    if (p.status === 'stopped') throw new NotFoundError('process already finished');
-    try {
-      process.kill(p.pid, req.signal);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') throw new NotFoundError('process already finished');
-      throw new RuntimeError(`kill ${p.pid}: ${(e as Error).message}`);
-    }
+    await c.backend.signal(c.id, p.execId, req.signal, req.all);
     return empty();
   }
 
@@ -569,6 +590,8 @@ export class TaskService {
     await link.release(p.ioKey).catch(() => undefined);
     if (c.rootfsMounted) await link.umount(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
+    this.oomHandlers.delete(c.id);
+    this.deleteBackendUser(c.backendName);
     this.deps.store.remove(c.namespace, c.id);
     const exitedAt = toTimestamp(p.exitedAt);
     this.deps.events.publish(c.namespace, '/tasks/delete', containerd.events.TaskDelete.encode({
@@ -644,19 +667,7 @@ export class TaskService {
 
   private async stats(req: containerd.task.v2.StatsRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
-    // Lazy: the cgroup readers and the metrics protos are only loaded by the first Stats call.
-    const cg = await import('../cgroups/stats.js');
-    try {
-      if (!c.cgroup) {
-        if (c.init.pid <= 0 || c.init.hasExited || c.init.status === 'deleted') throw new cg.CgroupNotFoundError('cgroup does not exist');
-        c.cgroup = locateCgroup(c.init.pid);
-      }
-      const warn = (msg: string, fields: Record<string, unknown>): void => c.logger.log.warn(fields, msg);
-      return task.StatsResponse.encode({ stats: cg.readStats(c.cgroup, warn) }).finish();
-    } catch (e) {
-      if (e instanceof cg.CgroupNotFoundError) throw new NotFoundError(e.message);
-      throw e;
-    }
+    return task.StatsResponse.encode({ stats: await c.backend.stats(c.id) }).finish();
   }
 
   private async resizePty(req: containerd.task.v2.ResizePtyRequest): Promise<Uint8Array> {
@@ -670,7 +681,7 @@ export class TaskService {
   private async closeIo(req: containerd.task.v2.CloseIORequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    if (req.stdin) await this.deps.link.closeIo(p.ioKey);
+    if (req.stdin) await c.backend.closeIo(p.ioKey);
     return empty();
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WIRE_CODES, NotFoundError, RuntimeError, withClass } from '../../src/shim/errors.js';
+import { WIRE_CODES, NotFoundError, RuntimeError, withClass } from '../../src/plugins/api/errors.js';
 import { Code } from '../../src/ttrpc/codes.js';
 
 test('every shim error class travels with the code in the wire table', () => {

@@ -9,8 +9,8 @@ import { containerd } from '../../src/gen/proto.js';
 import { TaskService, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
-import type { Backend, BackendInit, ExecRequest } from '../../src/plugins/backend.js';
-import type { Exit, MonitorLink } from '../../src/shim/monitor-link.js';
+import { NotFoundError, type Backend, type BackendInit, type Exit, type ExecRequest } from '../../src/plugins/api/index.js';
+import type { MonitorLink } from '../../src/shim/monitor-link.js';
 import type { EventPublisher } from '../../src/shim/events.js';
 import type { Handler, RequestContext } from '../../src/ttrpc/server.js';
 import { Code } from '../../src/ttrpc/codes.js';
@@ -18,41 +18,71 @@ import pino from 'pino';
 
 const task = containerd.task.v2;
 
-/** A backend whose processes exit when the test says so. */
+/**
+ * A backend with no host processes at all (as a VM's would be): its "pids" are its own numbers, which no
+ * host process has; exits, OOM kills and statistics come from it when the test says so; signals, stdin's
+ * close and its state are recorded. It proves the core assumes nothing about host pids.
+ */
 class ScriptedBackend {
   init!: BackendInit;
-  nextPid = 100;
+  factoryCalls = 0;
+  closed = 0;
+  /** far above any host pid_max, so that a core that signalled them on the host would fail loudly */
+  nextPid = 900_000_100;
   /** Called inside start(): lets a test make the init exit while Start is still running. */
   duringStart: (() => void) | null = null;
   duringExec: ((req: ExecRequest, pid: number) => void) | null = null;
-  killed: Array<{ signal: number; all: boolean }> = [];
+  killed: Array<{ execId: string; signal: number; all: boolean }> = [];
   /** Kill resolves only once this has (a test holds a kill in flight). */
   killGate: Promise<void> | null = null;
+  closedIo: string[] = [];
+  finished = new Set<string>();
   paused = false;
+  state = new Map<string, unknown>();
+  adopted: Array<{ id: string; state: unknown }> = [];
+
+  made: number[] = [];
+  newPid(): number {
+    this.made.push(this.nextPid);
+    return this.nextPid++;
+  }
 
   exit(id: string, execId: string, pid: number, status: number): void {
+    this.finished.add(`${id}/${execId}`);
     this.init.exited(id, execId, { pid, status, at: new Date() } satisfies Exit);
   }
 
   factory = (init: BackendInit): Backend => {
     this.init = init;
+    this.factoryCalls++;
     return {
       name: 'scripted',
-      create: async () => ({ pid: this.nextPid++ }),
-      adopt: () => undefined,
+      create: async (req) => { this.state.set(req.id, { created: req.id, type: req.containerType }); return { pid: this.newPid() }; },
+      adopt: (req) => { this.adopted.push({ id: req.id, state: req.state }); },
       start: async () => { this.duringStart?.(); },
-      exec: async (req) => { const pid = this.nextPid++; this.duringExec?.(req, pid); return { pid }; },
+      exec: async (req) => { const pid = this.newPid(); this.duringExec?.(req, pid); return { pid }; },
       deleteExec: async () => undefined,
-      kill: async (_id, signal, all) => { this.killed.push({ signal, all }); await this.killGate; },
+      signal: async (id, execId, signal, all) => {
+        this.killed.push({ execId, signal, all });
+        await this.killGate;
+        if (this.finished.has(`${id}/${execId}`)) throw new NotFoundError('process already finished');
+      },
       delete: async () => undefined,
-      pids: async () => [100, 101, 102],
+      pids: async () => [...this.made],
       pause: async () => { this.paused = true; },
       resume: async () => { this.paused = false; },
       update: async () => undefined,
+      stats: async (id) => ({ typeUrl: 'example.com/scripted.Metrics', value: Buffer.from(`stats of ${id}`) }),
       resizePty: async () => undefined,
+      closeIo: async (ioKey) => { this.closedIo.push(ioKey); },
+      stateOf: (id) => this.state.get(id),
+      close: async () => { this.closed++; },
     };
   };
 }
+
+/** The kill records of the init (execId ''), as the older assertions list them. */
+const initKills = (b: ScriptedBackend) => b.killed.filter((k) => k.execId === '').map(({ signal, all }) => ({ signal, all }));
 
 function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps: Partial<GroupDeps> = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-ts-'));
@@ -60,15 +90,16 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
   fs.mkdirSync(bundle);
   fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
   const topics: string[] = [];
+  const oomWatched: Array<{ key: string; version: number; dir: string }> = [];
   const events = { publish: (_ns: string, topic: string) => { topics.push(topic); } } as unknown as EventPublisher;
   const link = {
-    hello: { namespace: 'ns', pid: 42 },
+    hello: { namespace: 'ns', pid: 42, containerId: 'pod1' },
     ready: async () => undefined,
     release: async () => undefined,
-    closeIo: async () => undefined,
+    closeIo: async () => { throw new Error('the core closed stdin at the monitor itself'); },
     mount: async () => undefined,
     umount: async () => undefined,
-    oomWatch: async () => undefined,
+    oomWatch: async (key: string, version: number, dir: string) => { oomWatched.push({ key, version, dir }); },
   } as unknown as MonitorLink;
   const backend = new ScriptedBackend();
   const newService = () => new TaskService({
@@ -95,11 +126,13 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
     pause: (id: string) => call('Pause', task.PauseRequest.encode({ id }).finish()),
     resume: (id: string) => call('Resume', task.ResumeRequest.encode({ id }).finish()),
     pids: async (id: string) => task.PidsResponse.decode(await call('Pids', task.PidsRequest.encode({ id }).finish())),
+    stats: async (id: string) => task.StatsResponse.decode(await call('Stats', task.StatsRequest.encode({ id }).finish())),
+    closeIo: (id: string, execId = '') => call('CloseIO', task.CloseIORequest.encode({ id, execId, stdin: true }).finish()),
     update: (id: string, json: string) => call('Update', task.UpdateTaskRequest.encode({
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, restart, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, topics, backend, restart, oomWatched, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -143,7 +176,7 @@ test("every exec's TaskExit comes before its init's TaskExit", async () => {
   t.backend.exit('c1', '', 100, 0);
   await tick();
   assert.deepEqual(t.topics, [], 'the init exit is held while the exec runs');
-  assert.deepEqual(t.backend.killed, [{ signal: 9, all: true }], 'a shared pid namespace: the container is killed');
+  assert.deepEqual(initKills(t.backend), [{ signal: 9, all: true }], 'a shared pid namespace: the container is killed');
   assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.RUNNING);
   await assert.rejects(t.rpc.exec('c1', 'e2'), code(Code.FailedPrecondition));
   t.backend.exit('c1', 'e1', 101, 137);
@@ -170,7 +203,7 @@ test('an init that joined a pid namespace by path: the container is killed befor
   t.topics.length = 0;
   t.backend.exit('c1', '', 100, 0);
   await tick();
-  assert.deepEqual(t.backend.killed, [{ signal: 9, all: true }]);
+  assert.deepEqual(initKills(t.backend), [{ signal: 9, all: true }]);
   assert.deepEqual(t.topics, [], 'no TaskExit while the rest of the container is being killed');
   finishKill();
   await tick();
@@ -185,7 +218,60 @@ test('an init with a pid namespace of its own: its exit kills nothing', async ()
   await t.rpc.start('c1');
   t.backend.exit('c1', '', 100, 0);
   assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
-  assert.deepEqual(t.backend.killed, []);
+  assert.deepEqual(initKills(t.backend), []);
+  t.cleanup();
+});
+
+test('end to end through a backend with no host processes: signals, stats, stdin, state and exits go through the backend', async () => {
+  const t = setup();
+  const specPath = path.join(t.bundle, 'config.json');
+  fs.writeFileSync(specPath, JSON.stringify({ annotations: { 'io.kubernetes.cri.container-type': 'sandbox' }, linux: { namespaces: [{ type: 'pid' }] } }));
+  await t.rpc.create('c1');
+  assert.equal(t.backend.factoryCalls, 1);
+  assert.deepEqual(t.backend.init.group, { id: 'pod1', namespace: 'ns' });
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  await t.rpc.start('c1', 'e1');
+  // Kill of an exec and of the init: to the backend, by id; nothing is signalled on the host
+  await t.rpc.kill('c1', 'e1', 15);
+  await t.rpc.kill('c1', '', 10);
+  assert.deepEqual(t.backend.killed, [{ execId: 'e1', signal: 15, all: false }, { execId: '', signal: 10, all: false }]);
+  // Stats: the backend's own metrics Any, passed on as it is
+  const st = await t.rpc.stats('c1');
+  assert.equal(st.stats?.typeUrl, 'example.com/scripted.Metrics');
+  assert.equal(Buffer.from(st.stats!.value!).toString(), 'stats of c1');
+  // CloseIO: to the backend, with the process's io key
+  await t.rpc.closeIo('c1', 'e1');
+  assert.deepEqual(t.backend.closedIo, ['c1/e1']);
+  // exits keyed by container and exec id
+  t.backend.exit('c1', 'e1', 900_000_101, 143);
+  assert.equal((await t.rpc.wait('c1', 'e1')).exitStatus, 143);
+  await assert.rejects(t.rpc.kill('c1', 'e1', 9), code(Code.NotFound), 'an exited exec');
+  await t.rpc.delete('c1', 'e1');
+  // a restarted daemon hands the backend the state it kept for the container
+  t.restart();
+  await t.rpc.state('c1');
+  assert.deepEqual(t.backend.adopted, [{ id: 'c1', state: { created: 'c1', type: 'sandbox' } }]);
+  assert.equal(t.backend.factoryCalls, 2, 'one instance per group in the new daemon');
+  t.backend.exit('c1', '', 900_000_100, 0);
+  assert.equal((await t.rpc.wait('c1')).exitStatus, 0);
+  await t.rpc.delete('c1');
+  assert.equal(t.backend.closed, 1, 'the group instance is closed with its last container');
+  assert.deepEqual(t.oomWatched, []);
+  t.cleanup();
+});
+
+test('one backend instance per group: the second container of a pod gets the same one; it is closed with the last', async () => {
+  const t = setup();
+  await t.rpc.create('c1');
+  await t.rpc.create('c2');
+  assert.equal(t.backend.factoryCalls, 1);
+  await t.rpc.delete('c1');
+  assert.equal(t.backend.closed, 0);
+  await t.rpc.delete('c2');
+  assert.equal(t.backend.closed, 1);
+  await t.rpc.create('c3');
+  assert.equal(t.backend.factoryCalls, 2, 'a new instance once the group had none left');
   t.cleanup();
 });
 
@@ -205,15 +291,37 @@ test('an init exit held for its execs survives a daemon restart', async () => {
   t.cleanup();
 });
 
-test("the monitor's oom event for a container is a TaskOOM, ahead of the exit it caused", async () => {
+test('an OOM kill the backend reports is a TaskOOM, ahead of the exit it caused; the core watches no cgroup itself', async () => {
   const t = setup();
   await t.rpc.create('c1');
   await t.rpc.start('c1');
-  t.service().oomKilled('c1');
-  t.service().oomKilled('no-such-container');
-  t.backend.exit('c1', '', 100, 137);
+  t.backend.init.oom('c1');
+  t.backend.init.oom('no-such-container');
+  t.backend.exit('c1', '', 900_000_100, 137);
   await tick();
   assert.deepEqual(t.topics, ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit']);
+  assert.deepEqual(t.oomWatched, []);
+  t.cleanup();
+});
+
+test("a host backend's OOM watch: the monitor's oom event for its key reaches the backend's callback", async () => {
+  const t = setup();
+  const seen: string[] = [];
+  const plain = t.backend.factory;
+  t.backend.factory = (init) => {
+    const b = plain(init);
+    return { ...b, create: async (req) => {
+      const r = await b.create(req);
+      await init.host.oomWatch(`watch-${req.id}`, 1, '/sys/fs/cgroup/memory/x', () => { seen.push(req.id); init.oom(req.id); });
+      return r;
+    } };
+  };
+  await t.rpc.create('c1');
+  assert.deepEqual(t.oomWatched, [{ key: 'watch-c1', version: 1, dir: '/sys/fs/cgroup/memory/x' }]);
+  t.service().oomKilled('watch-c1');
+  t.service().oomKilled('unknown-key');
+  assert.deepEqual(seen, ['c1']);
+  assert.equal(t.topics.at(-1), '/tasks/oom');
   t.cleanup();
 });
 
@@ -253,8 +361,9 @@ test('Pids marks exec processes with ProcessDetails', async () => {
   await t.rpc.exec('c1', 'e1');
   await t.rpc.start('c1', 'e1');
   const { processes } = await t.rpc.pids('c1');
-  assert.deepEqual(processes.map((p) => p.pid), [100, 101, 102]);
+  assert.deepEqual(processes.map((p) => p.pid), [900_000_100, 900_000_101]);
   const info = processes[1]!.info!;
+  assert.equal(processes.length, 2);
   assert.equal(info.typeUrl, 'containerd.runc.v1.ProcessDetails');
   assert.equal(containerd.runc.v1.ProcessDetails.decode(info.value!).execId, 'e1');
   assert.equal(processes[0]!.info, null);

@@ -1,13 +1,18 @@
 // The `runc` backend: drives any runc-compatible binary (runc, crun) through its CLI. Commands that leave
 // processes behind (`create`) are spawned by the container's monitor, so the container's init is re-parented
-// to the monitor (a child subreaper) and reaped there; short-lived commands run from the daemon.
+// to the monitor (a child subreaper) and reaped there; short-lived commands run from the daemon. One
+// instance serves a group (a pod); each container keeps its own runtime options.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendInit, CreateRequest, ExecRequest, Stdio } from '../backend.js';
-import { InvalidArgumentError, NotFoundError, RuntimeError } from '../../shim/errors.js';
+import {
+  InvalidArgumentError, NotFoundError, RuntimeError,
+  type Backend, type BackendInit, type CreateRequest, type ExecRequest, type Logger, type RuntimeConfig, type Stdio,
+} from '../api/index.js';
+import { HostCgroups } from '../host/cgroup-watch.js';
+import { signalHostPid } from '../host/signal.js';
 import { cgroupMode } from '../../cgroups/mode.js';
 
 // Bundles live on /run (tmpfs): the small files of the per-process hot path (pid files, exec process files)
@@ -59,22 +64,44 @@ function commandPrefix(binary: string): string[] {
   return [helper];
 }
 
+/** What the backend keeps of one container. */
+interface RuncContainer {
+  bundle: string;
+  config: RuntimeConfig;
+  /** `--root` of the runtime: the options' Root, per namespace (runc-v2 alike) */
+  root: string;
+  /** tsrt-hybrid-exec for crun on a hybrid cgroup host, else nothing */
+  prefix: string[];
+  initPid: number;
+  initExited: boolean;
+  /** host pids of the execs started, by exec id (an exec is signalled directly) */
+  execPids: Map<string, number>;
+  cgroups: HostCgroups;
+}
+
 export function createRuncBackend(init: BackendInit): Backend {
-  const { config, host, namespace } = init;
-  const root = path.join(config.root, namespace);
-  const bundles = new Map<string, string>();
-  const prefix = commandPrefix(config.binaryName);
+  const { host } = init;
+  const containers = new Map<string, RuncContainer>();
   let updates = 0;
 
-  const globalArgs = (bundle: string): string[] => [
-    ...prefix, config.binaryName, '--root', root, '--log', path.join(bundle, 'log.json'), '--log-format', 'json',
-    ...(config.systemdCgroup ? ['--systemd-cgroup'] : []),
+  const track = (id: string, bundle: string, namespace: string, config: RuntimeConfig, log: Logger, initPid: number): RuncContainer => {
+    const c: RuncContainer = {
+      bundle, config, root: path.join(config.root, namespace), prefix: commandPrefix(config.binaryName),
+      initPid, initExited: false, execPids: new Map(), cgroups: new HostCgroups(log),
+    };
+    containers.set(id, c);
+    return c;
+  };
+
+  const globalArgs = (c: RuncContainer): string[] => [
+    ...c.prefix, c.config.binaryName, '--root', c.root, '--log', path.join(c.bundle, 'log.json'), '--log-format', 'json',
+    ...(c.config.systemdCgroup ? ['--systemd-cgroup'] : []),
   ];
 
-  const bundleOf = (id: string): string => {
-    const b = bundles.get(id);
-    if (!b) throw new NotFoundError(`container ${id} is not known to the runc backend`);
-    return b;
+  const containerOf = (id: string): RuncContainer => {
+    const c = containers.get(id);
+    if (!c) throw new NotFoundError(`container ${id} is not known to the runc backend`);
+    return c;
   };
 
   async function failure(op: string, bundle: string, res: CommandResult): Promise<RuntimeError> {
@@ -84,9 +111,9 @@ export function createRuncBackend(init: BackendInit): Backend {
   }
 
   async function simple(op: string, id: string, args: string[]): Promise<CommandResult> {
-    const bundle = bundleOf(id);
-    const res = await run([...globalArgs(bundle), ...args], bundle);
-    if (res.code !== 0) throw await failure(op, bundle, res);
+    const c = containerOf(id);
+    const res = await run([...globalArgs(c), ...args], c.bundle);
+    if (res.code !== 0) throw await failure(op, c.bundle, res);
     return res;
   }
 
@@ -99,7 +126,8 @@ export function createRuncBackend(init: BackendInit): Backend {
    * Runs a runtime command that leaves a process behind (`create`, `exec --detach`) from the monitor, with
    * the process's stdio, or with a console socket when it has a terminal. Returns the pid the runtime wrote.
    */
-  async function spawnWithPid(op: string, bundle: string, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
+  async function spawnWithPid(op: string, c: RuncContainer, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
+    const { bundle } = c;
     // No need to remove an old pid file first: runc and crun replace it atomically.
     let consoleArgs: string[] = [];
     let io = { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr };
@@ -108,7 +136,7 @@ export function createRuncBackend(init: BackendInit): Backend {
       consoleArgs = ['--console-socket', socket];
       io = { stdin: '', stdout: '', stderr: '' };
     }
-    const argv = [...globalArgs(bundle), op, ...consoleArgs, '--pid-file', pidFile, ...args];
+    const argv = [...globalArgs(c), op, ...consoleArgs, '--pid-file', pidFile, ...args];
     const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
     const exit = await host.waitExit(pid);
     if (exit.status !== 0) throw await failure(op, bundle, { code: exit.status, stdout: '', stderr: '' });
@@ -119,38 +147,57 @@ export function createRuncBackend(init: BackendInit): Backend {
   }
 
   const watchExit = (id: string, execId: string, pid: number): void => {
-    host.waitExit(pid).then((e) => init.exited(id, execId, e), () => { /* monitor gone */ });
+    host.waitExit(pid).then((e) => {
+      const c = containers.get(id);
+      if (c && !execId) c.initExited = true;
+      init.exited(id, execId, e);
+    }, () => { /* monitor gone */ });
   };
 
   return {
     name: 'runc',
 
     async create(req: CreateRequest) {
-      bundles.set(req.id, req.bundle);
+      const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
+      const { config } = c;
       // The delete binary reads this to clean up after a dead shim.
-      const wrapper = prefix.length > 0 ? `wrapper=${prefix[0]}\n` : '';
-      writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${root}\n`, { mode: 0o600 });
+      const wrapper = c.prefix.length > 0 ? `wrapper=${c.prefix[0]}\n` : '';
+      writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${c.root}\n`, { mode: 0o600 });
       const pidFile = path.join(req.bundle, 'init.pid');
       const args = [
         '--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), ...(config.noNewKeyring ? ['--no-new-keyring'] : []), req.id,
       ];
-      const pid = await spawnWithPid('create', req.bundle, req.ioKey, req.stdio, args, pidFile);
+      let pid: number;
+      try {
+        pid = await spawnWithPid('create', c, req.ioKey, req.stdio, args, pidFile);
+      } catch (e) {
+        containers.delete(req.id);
+        throw e;
+      }
+      c.initPid = pid;
       watchExit(req.id, '', pid);
+      // before Start, so that no OOM kill is missed
+      await c.cgroups.watch(host, req.id, pid, () => init.oom(req.id));
       return { pid };
     },
 
-    adopt({ id, bundle, pid, running, runningExecs }) {
-      bundles.set(id, bundle);
+    adopt({ id, bundle, namespace, config, log, pid, running, runningExecs }) {
+      const c = track(id, bundle, namespace, config, log, pid);
+      c.initExited = !running;
       if (running) watchExit(id, '', pid);
-      for (const e of runningExecs) watchExit(id, e.execId, e.pid);
+      for (const e of runningExecs) {
+        c.execPids.set(e.execId, e.pid);
+        watchExit(id, e.execId, e.pid);
+      }
     },
 
     async exec(req: ExecRequest) {
-      const bundle = bundleOf(req.id);
-      const { pidFile, processFile } = execFiles(bundle, req.execId);
+      const c = containerOf(req.id);
+      const { pidFile, processFile } = execFiles(c.bundle, req.execId);
       writeFileSync(processFile, JSON.stringify(req.spec), { mode: 0o600 });
       try {
-        const pid = await spawnWithPid('exec', bundle, req.ioKey, req.stdio, ['--process', processFile, '--detach', req.id], pidFile);
+        const pid = await spawnWithPid('exec', c, req.ioKey, req.stdio, ['--process', processFile, '--detach', req.id], pidFile);
+        c.execPids.set(req.execId, pid);
         watchExit(req.id, req.execId, pid);
         return { pid };
       } finally {
@@ -159,9 +206,10 @@ export function createRuncBackend(init: BackendInit): Backend {
     },
 
     async deleteExec(id, execId) {
-      const bundle = bundles.get(id);
-      if (!bundle) return;
-      const { pidFile, processFile } = execFiles(bundle, execId);
+      const c = containers.get(id);
+      if (!c) return;
+      c.execPids.delete(execId);
+      const { pidFile, processFile } = execFiles(c.bundle, execId);
       rmSync(pidFile, { force: true });
       rmSync(processFile, { force: true });
     },
@@ -170,11 +218,18 @@ export function createRuncBackend(init: BackendInit): Backend {
       await simple('start', id, ['start', id]);
     },
 
-    async kill(id, signal, all) {
-      const bundle = bundleOf(id);
-      const res = await run([...globalArgs(bundle), 'kill', ...(all ? ['--all'] : []), id, String(signal)], bundle);
+    async signal(id, execId, signal, all) {
+      const c = containerOf(id);
+      if (execId) {
+        // An exec is signalled directly; `all` does not apply to it (runc-v2 alike).
+        const pid = c.execPids.get(execId);
+        if (pid === undefined) throw new NotFoundError(`process does not exist ${execId}`);
+        signalHostPid(pid, signal);
+        return;
+      }
+      const res = await run([...globalArgs(c), 'kill', ...(all ? ['--all'] : []), id, String(signal)], c.bundle);
       if (res.code === 0) return;
-      const why = (await lastLoggedError(path.join(bundle, 'log.json'))) ?? res.stderr;
+      const why = (await lastLoggedError(path.join(c.bundle, 'log.json'))) ?? res.stderr;
       if (/process already finished|container not running|no such process|not running/i.test(why)) {
         throw new NotFoundError('process already finished');
       }
@@ -182,14 +237,14 @@ export function createRuncBackend(init: BackendInit): Backend {
     },
 
     async delete(id, force) {
-      const bundle = bundles.get(id);
-      if (!bundle) return;
-      const res = await run([...globalArgs(bundle), 'delete', ...(force ? ['--force'] : []), id], bundle);
+      const c = containers.get(id);
+      if (!c) return;
+      const res = await run([...globalArgs(c), 'delete', ...(force ? ['--force'] : []), id], c.bundle);
       if (res.code !== 0) {
-        const why = (await lastLoggedError(path.join(bundle, 'log.json'))) ?? res.stderr;
+        const why = (await lastLoggedError(path.join(c.bundle, 'log.json'))) ?? res.stderr;
         if (!/does not exist|not found/i.test(why)) throw new RuntimeError(`OCI runtime delete failed: ${why.trim()}`);
       }
-      bundles.delete(id);
+      containers.delete(id);
     },
 
     async pause(id) {
@@ -202,7 +257,7 @@ export function createRuncBackend(init: BackendInit): Backend {
 
     async update(id, resources) {
       // A file rather than stdin: crun does not read `--resources -`.
-      const file = path.join(bundleOf(id), `update-${process.pid}-${++updates}.json`);
+      const file = path.join(containerOf(id).bundle, `update-${process.pid}-${++updates}.json`);
       await fs.writeFile(file, JSON.stringify(resources), { mode: 0o600 });
       try {
         await simple('update', id, ['update', '--resources', file, id]);
@@ -213,6 +268,15 @@ export function createRuncBackend(init: BackendInit): Backend {
 
     async resizePty(ioKey, width, height) {
       await host.resize(ioKey, width, height);
+    },
+
+    async closeIo(ioKey) {
+      await host.closeIo(ioKey);
+    },
+
+    async stats(id) {
+      const c = containerOf(id);
+      return c.cgroups.stats(c.initExited ? 0 : c.initPid);
     },
 
     async pids(id) {

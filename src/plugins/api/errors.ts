@@ -6,7 +6,7 @@
 // containerd 1.x strips a trailing class and adds it back, so it printed the same either way; containerd
 // 2.x (errgrpc.ToNative) prints the message as it came, so without the suffix `ctr` would say less than
 // it does with runc-v2.
-import { Code, StatusError } from '../ttrpc/codes.js';
+import { Code, StatusError } from '../../ttrpc/codes.js';
 
 /** `message: class`, unless the message already ends so (or is the class itself). */
 export function withClass(message: string, cls: string): string {
