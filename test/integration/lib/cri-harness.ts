@@ -49,6 +49,7 @@ const CRI = 'plugins."io.containerd.grpc.v1.cri"';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const CNI_BIN_DIR = '/usr/lib/cni';
 const CNI_RESULTS_DIR = '/var/lib/cni/results';
+const TSRT_CONSOLE_DIR = '/run/tsrt/console';
 
 export interface CriSuiteOptions extends Omit<StartOptions, 'cri' | 'extraConfig'> {
   /** more TOML lines for the CRI plugin's table (inside [plugins."io.containerd.grpc.v1.cri"]) */
@@ -318,8 +319,13 @@ export class Pod {
    * id; later containers join the same process.
    */
   shimPids(): number[] {
-    return this.suite.shimPids().filter((s) => this.ids().includes(s.id)).map((s) => s.pid);
+    const pids = this.suite.shimPids().filter((s) => this.ids().includes(s.id)).map((s) => s.pid);
+    for (const p of pids) this.seenShims.add(p);
+    return pids;
   }
+
+  /** every shim pid shimPids() has seen for this pod (runPod looks once, after the sandbox started) */
+  readonly seenShims = new Set<number>();
 
   /** The sandbox id and every container id this pod has had. */
   ids(): string[] {
@@ -353,6 +359,10 @@ export class Pod {
     };
     walk(c.rootDir, 0);
     walk(c.stateDir, 0);
+    // a tsrt monitor's console sockets are named after its pid
+    for (const f of listDir(TSRT_CONSOLE_DIR)) {
+      if ([...this.seenShims].some((p) => f.startsWith(`${p}-`))) out.push(`console socket ${join(TSRT_CONSOLE_DIR, f)}`);
+    }
     for (const root of ['/run/containerd/runc', '/run/tsrt/runc']) {
       for (const id of ids) if (existsSync(join(root, CRI_NAMESPACE, id))) out.push(`runtime state ${join(root, CRI_NAMESPACE, id)}`);
     }
@@ -522,6 +532,7 @@ export function criForFile(
       pods.push(pod);
       const info = await suite.cri().sandboxInfo(id);
       pod.netnsPath = info.runtimeSpec.linux?.namespaces?.find((n) => n.type === 'network')?.path ?? '';
+      pod.shimPids();
       return pod;
     },
     shimPids() {
