@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { WAIT_MS, waitFor } from './harness.js';
-import { HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
-import { readCmdline } from './lib/procfs.js';
+import { HANDLERS, HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
+import { readCmdline, readStat } from './lib/procfs.js';
 
 const suite = criForFile({ before, after });
 const SELFTEST = process.env.TSRT_CRI_SELFTEST === '1';
@@ -118,6 +118,10 @@ describe('CRI pods: runc vs tsrt', { timeout: 900_000 }, () => {
       await pod.waitLog(a, /^ready$/);
       await pod.waitLog(b, /^ready$/);
       const shims = pod.shimPids();
+      // the shim (runc-v2) or monitor (tsrt) is the subreaper its containers' inits are children of
+      const parents = new Set<number>();
+      for (const id of [a, b]) parents.add(readStat(await pod.pid(id))?.ppid ?? -1);
+      parents.add(readStat((await pod.cri.sandboxInfo(pod.id)).pid)?.ppid ?? -1);
       // containerd 1.x: <bundle>/address, written by the shim's start; 2.x: bootstrap.json, written by containerd
       // from start's reply (and tsrt's start writes address there too)
       const address = (id: string) => {
@@ -126,11 +130,14 @@ describe('CRI pods: runc vs tsrt', { timeout: 900_000 }, () => {
         return readFileSync(join(dir, 'address'), 'utf8').trim();
       };
       const addresses = new Set([pod.id, a, b].map(address));
+      const runtimeTypes = new Set([String((await pod.cri.sandboxInfo(pod.id)).runtimeType), ...await Promise.all([a, b].map(async (id) => String((await pod.cri.containerInfo(id)).runtimeType)))]);
       await pod.removeContainer(a, 0);
       const afterRemoval = pod.shimPids();
       const bStillServed = (await pod.cri.execSync(b, ['echo', 'served'])).stdout.toString();
       return {
+        runtimeType: runtimeTypes.size === 1 && runtimeTypes.has(HANDLERS[pod.handler as Handler]) ? "the handler's" : [...runtimeTypes].join(' '),
         shimsWhileRunning: shims.length,
+        initsParent: parents.size === 1 && parents.has(shims[0] ?? 0) ? 'the shim' : [...parents].join(' '),
         addresses: addresses.size,
         addressIsPodSocket: [...addresses][0] === `unix://${pod.shimSocket()}`,
         afterContainerRemoval: afterRemoval.length === 1 && afterRemoval[0] === shims[0] ? 'the same shim' : afterRemoval.join(' '),
@@ -140,7 +147,7 @@ describe('CRI pods: runc vs tsrt', { timeout: 900_000 }, () => {
       };
     }, (r) => {
       assert.deepEqual(r, {
-        shimsWhileRunning: 1, addresses: 1, addressIsPodSocket: true, afterContainerRemoval: 'the same shim', bStillServed: 'served\n',
+        runtimeType: "the handler's", shimsWhileRunning: 1, initsParent: 'the shim', addresses: 1, addressIsPodSocket: true, afterContainerRemoval: 'the same shim', bStillServed: 'served\n',
         'stop b': { state: 'CONTAINER_EXITED', took: 'quick' }, stopPodSandbox: 'quick', left: [], shimsAfterPodRemoval: 0,
       });
     });

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WAIT_MS, waitFor } from './harness.js';
 import { CriError, type ContainerStats } from './lib/cri-client.js';
-import { HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
+import { HANDLERS, HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
 
 const suite = criForFile({ before, after });
 const SELFTEST = process.env.TSRT_CRI_SELFTEST === '1';
@@ -88,12 +88,15 @@ describe('CRI: runc vs tsrt', { timeout: 900_000 }, () => {
         ipInSubnet: status.network?.ip.startsWith(prefix) ?? false,
         namespaces: status.linux?.namespaces?.options,
         sandboxProcess: readFileSync(`/proc/${info.pid}/cmdline`, 'utf8').split('\0').filter(Boolean),
+        // what the README tells users to look at: the runtime type containerd runs the pod with
+        runtimeType: info.runtimeType === HANDLERS[pod.handler as Handler] ? "the handler's" : info.runtimeType,
         listed,
       };
     }, (r) => {
       assert.equal(r.state, 'SANDBOX_READY');
       assert.ok(r.ipInSubnet, 'the pod has an address of the test network');
       assert.deepEqual(r.sandboxProcess, ['/catatonit', '-P']);
+      assert.equal(r.runtimeType, "the handler's");
       assert.deepEqual(r.listed, [{ state: 'SANDBOX_READY', handler: true }]);
     });
   });
