@@ -33,7 +33,7 @@ import {
   type Containerd,
   type StartOptions,
 } from '../harness.js';
-import { CriClient, CriError, type ContainerConfig, type ContainerState, type ContainerStatus, type PodSandboxConfig } from './cri-client.js';
+import { CriClient, type ContainerConfig, type ContainerState, type ContainerStatus, type PodSandboxConfig } from './cri-client.js';
 import { buildCatatonitImageFile } from './image.js';
 import { listPids, readCmdline, readMountinfo } from './procfs.js';
 
@@ -555,13 +555,3 @@ export function criForFile(
   };
   return suite;
 }
-
-/** `fn` for each handler, one after the other (so the two never compete for the machine); results by handler. */
-export async function forHandlers<T>(fn: (h: Handler) => Promise<T>): Promise<Record<Handler, T>> {
-  const out = {} as Record<Handler, T>;
-  for (const h of HANDLER_NAMES) out[h] = await fn(h);
-  return out;
-}
-
-/** Whether `e` is a CRI error with gRPC code `code` (e.g. 4 DEADLINE_EXCEEDED, 5 NOT_FOUND). */
-export const isCriCode = (e: unknown, code: number): boolean => e instanceof CriError && e.code === code;
