@@ -4,95 +4,46 @@
 // runtimeoptions.v1.Options: {config_path} when it names ConfigPath; without ConfigPath, 1.7+ sends the
 // table as TOML in config_body and 1.6 sends nothing of it (its runtimeoptions has no such field).
 //
-// The runtime binary is seen through the logging `runc`/`runc-alt` wrappers of lib/runc-wrapper.ts; the
-// pod sandbox runs a busybox image whose command sleeps (the pause container's role).
+// The runtime binary is seen through the logging `runc`/`runc-alt` wrappers of lib/runc-wrapper.ts; containerd
+// with CRI, the pause image and the CRI client are lib/cri-harness.ts's (the pods use the host's network).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEFAULT_IMAGE, DEFAULT_SHIM_DIR, WAIT_MS, buildBusyboxImage, containerdForFile, uniqueId, waitFor } from './harness.js';
-import { CriClient, type PodSpec } from './lib/cri-client.js';
+import { DEFAULT_SHIM_DIR } from './harness.js';
+import { criForFile } from './lib/cri-harness.js';
 import { loggingShimDir } from './lib/runc-wrapper.js';
 
 const wrap = loggingShimDir(DEFAULT_SHIM_DIR);
 after(() => wrap.cleanup());
-const SANDBOX_IMAGE = 'docker.io/tsrt/busybox-sleep:test';
 const fileOptions = join(wrap.dir, 'tsrt-file.toml');
 writeFileSync(fileOptions, `BinaryName = "${wrap.runcAlt}"\nNoNewKeyring = true\n`);
-for (const d of ['cni/bin', 'cni/conf']) mkdirSync(join(wrap.dir, d), { recursive: true });
-const CRI = 'plugins."io.containerd.grpc.v1.cri"';
-const runtime = (handler: string, options: string[]) => [
-  `[${CRI}.containerd.runtimes.${handler}]`,
-  '  runtime_type = "io.containerd.tsrt.v2"',
-  `  [${CRI}.containerd.runtimes.${handler}.options]`,
-  ...options.map((o) => `    ${o}`),
-];
-const suite = containerdForFile({ before, after }, {
+const suite = criForFile({ before, after }, {
   shimDir: wrap.dir,
-  cri: true,
-  extraConfig: [
-    `[${CRI}]`,
-    `  sandbox_image = "${SANDBOX_IMAGE}"`,
-    // the sandbox's oom_score_adj -998 needs CAP_SYS_RESOURCE, which test machines may not have
-    '  restrict_oom_score_adj = true',
-    `  [${CRI}.cni]`,
-    `    bin_dir = "${join(wrap.dir, 'cni/bin')}"`,
-    `    conf_dir = "${join(wrap.dir, 'cni/conf')}"`,
-    // a runtimes table replaces the default one (runc) on 1.6/1.7, so the default must name one of ours
-    `[${CRI}.containerd]`,
-    '  default_runtime_name = "tsrt-file"',
-    ...runtime('tsrt-file', [`ConfigPath = "${fileOptions}"`]),
-    ...runtime('tsrt-table', [`BinaryName = "${wrap.runcAlt}"`, 'NoNewKeyring = true', 'IoUid = 0']),
-  ].join('\n'),
+  runtimes: {
+    'tsrt-file': ['runtime_type = "io.containerd.tsrt.v2"', '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrt-file.options]',
+      `  ConfigPath = "${fileOptions}"`],
+    'tsrt-table': ['runtime_type = "io.containerd.tsrt.v2"', '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrt-table.options]',
+      `  BinaryName = "${wrap.runcAlt}"`, '  NoNewKeyring = true', '  IoUid = 0'],
+  },
 });
 
 /** Runs `echo <word>` in a new host-network pod on `handler`; returns what the CRI log shows and the ids. */
 async function runInPod(handler: string, word: string): Promise<{ logged: string; sandboxId: string; containerId: string }> {
-  const c = suite.containerd();
-  const cri = new CriClient(c.address);
-  const name = uniqueId(`cri-${handler}`);
-  const cgroupParent = `/tsrt-cri-${name}`;
-  const pod: PodSpec = { name, uid: name, namespace: 'tsrt-cri', logDirectory: join(c.root, 'pods', name), cgroupParent };
-  mkdirSync(pod.logDirectory, { recursive: true });
-  let sandboxId = '';
-  let containerId = '';
+  const pod = await suite.runPod(handler, { name: `cri-${handler}`, namespaceOptions: { network: 'NODE' } });
   try {
-    sandboxId = await cri.runPodSandbox(pod, handler);
-    containerId = await cri.createContainer(sandboxId, pod, { name: 'echo', image: DEFAULT_IMAGE, command: ['echo', word], logPath: 'echo.log' });
-    await cri.startContainer(containerId);
-    const st = await waitFor(async () => { const s = await cri.containerStatus(containerId); return s.state === 2 ? s : null; },
-      WAIT_MS, { what: `${containerId} EXITED` });
-    assert.equal(st.exitCode, 0, `${st.reason}: ${st.message}`);
-    // CRI log lines: "<time> stdout F <text>"; the copy ends before the exit is reported
-    const logged = readFileSync(join(pod.logDirectory, 'echo.log'), 'utf8').split('\n').filter(Boolean)
-      .map((l) => l.split(' ').slice(3).join(' ')).join('\n');
-    return { logged, sandboxId, containerId };
+    const r = await pod.runToExit('echo', { command: ['echo', word] });
+    assert.equal(r.status.exitCode, 0, `${r.status.reason}: ${r.status.message}`);
+    // the copy of the output ends before the exit is reported
+    return { logged: pod.logText(r.id).join('\n'), sandboxId: pod.id, containerId: r.id };
   } finally {
-    if (containerId) await cri.removeContainer(containerId).catch(() => undefined);
-    if (sandboxId) {
-      await cri.stopPodSandbox(sandboxId).catch(() => undefined);
-      await cri.removePodSandbox(sandboxId).catch(() => undefined);
-    }
-    cri.close();
-    // runc removes each container's cgroup; the pod's parent is ours to remove
-    for (const h of readdirSync('/sys/fs/cgroup')) {
-      const d = join('/sys/fs/cgroup', h, cgroupParent);
-      if (existsSync(d)) await waitFor(() => { rmdirSync(d); return true; }, WAIT_MS, { what: `rmdir ${d}` }).catch(() => undefined);
-    }
+    await pod.remove();
   }
 }
 
 describe('CRI runtime options tables for tsrt', { timeout: 300_000 }, () => {
   before(async () => {
-    const c = suite.containerd();
-    await buildBusyboxImage(c, DEFAULT_IMAGE, 'k8s.io');
-    await buildBusyboxImage(c, SANDBOX_IMAGE, 'k8s.io', ['sleep', '2147483647']);
-    const cri = new CriClient(c.address);
-    try {
-      assert.equal(await cri.version(), 'containerd');
-    } finally {
-      cri.close();
-    }
+    assert.equal((await suite.cri().version()).runtimeName, 'containerd');
   });
 
   test('options = { ConfigPath = "<file>" }: the file is read for the sandbox and the container', async () => {

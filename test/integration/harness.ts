@@ -878,16 +878,20 @@ export const IMAGE_CACHE_DIR = process.env.TSRT_TEST_CACHE ?? '/var/tmp/tsrt-tes
  * namespace as `ref`. Returns the ref.
  */
 export async function buildBusyboxImage(c: Containerd, ref = DEFAULT_IMAGE, namespace?: string, cmd?: string[]): Promise<string> {
-  const file = buildBusyboxImageFile(ref, IMAGE_CACHE_DIR, undefined, cmd);
+  return importImage(c, buildBusyboxImageFile(ref, IMAGE_CACHE_DIR, undefined, cmd), namespace);
+}
+
+/** Import an image-layout archive of lib/image.ts into `c`'s namespace (default: the harness's); returns its ref. */
+export async function importImage(c: Containerd, file: { path: string; ref: string }, namespace?: string): Promise<string> {
   const o = { timeoutMs: 120_000, namespace };
   // the archive carries io.containerd.image.name = ref, which ctr 1.6 uses verbatim; no
   // --base-name (that would filter by prefix) and no --digests needed
   await c.ctrOk(['images', 'import', file.path], o);
   const names = (await c.ctrOk(['images', 'ls', '-q'], o)).split('\n').map((s) => s.trim());
-  if (!names.includes(ref)) {
-    throw new Error(`image import did not create ${ref}; images: ${names.filter(Boolean).join(', ')}`);
+  if (!names.includes(file.ref)) {
+    throw new Error(`image import did not create ${file.ref}; images: ${names.filter(Boolean).join(', ')}`);
   }
-  return ref;
+  return file.ref;
 }
 
 /**

@@ -1,17 +1,181 @@
-// A very small client for the CRI RuntimeService (runtime.v1, k8s.io/cri-api api.proto), enough to run a
-// host-network pod and one container in it the way the kubelet would: RunPodSandbox (with a runtime
-// handler), CreateContainer, StartContainer, ContainerStatus, and the teardown calls. Messages are encoded
-// by hand with protobufjs's Writer/Reader, only the fields used here (numbers from api.proto).
+// A CRI client for the tests: the runtime.v1 RuntimeService and ImageService over gRPC (@grpc/grpc-js), as the
+// kubelet talks to containerd's CRI plugin. The messages come from lib/cri-api.proto (written from the upstream
+// field numbers) through @grpc/proto-loader, with these conversions: field names camelCased, enums as their
+// names ('CONTAINER_EXITED'), 64-bit integers as JS numbers (nanosecond timestamps lose their last bits, which
+// no test looks at), bytes as Buffers, unset fields as their defaults (unset messages as null).
+//
+// The interfaces below type the fields the tests use; every message accepts more (see the .proto).
 
-import { Client, Metadata, credentials } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
-import { unaryBytes } from './grpc-bytes.js';
+import { credentials, loadPackageDefinition, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const { Writer, Reader } = protobuf;
-type W = protobuf.Writer;
+const PROTO = join(dirname(fileURLToPath(import.meta.url)), 'cri-api.proto');
 
-const SERVICE = '/runtime.v1.RuntimeService';
+export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+export type PodSandboxState = 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
 
+export interface NamespaceOption {
+  network?: NamespaceMode;
+  pid?: NamespaceMode;
+  ipc?: NamespaceMode;
+  targetId?: string;
+}
+export interface SecurityProfile {
+  profileType?: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhostRef?: string;
+}
+export interface LinuxContainerResources {
+  cpuPeriod?: number;
+  cpuQuota?: number;
+  cpuShares?: number;
+  memoryLimitInBytes?: number;
+  oomScoreAdj?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  memorySwapLimitInBytes?: number;
+  unified?: Record<string, string>;
+}
+export interface PodSandboxConfig {
+  metadata: { name: string; uid: string; namespace: string; attempt?: number };
+  hostname?: string;
+  logDirectory?: string;
+  dnsConfig?: { servers?: string[]; searches?: string[]; options?: string[] };
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  linux?: {
+    cgroupParent?: string;
+    securityContext?: {
+      namespaceOptions?: NamespaceOption;
+      runAsUser?: { value: number };
+      runAsGroup?: { value: number };
+      readonlyRootfs?: boolean;
+      supplementalGroups?: number[];
+      privileged?: boolean;
+      seccomp?: SecurityProfile;
+    };
+    sysctls?: Record<string, string>;
+  };
+}
+export interface ContainerConfig {
+  metadata: { name: string; attempt?: number };
+  image: { image: string };
+  command?: string[];
+  args?: string[];
+  workingDir?: string;
+  envs?: Array<{ key: string; value: string }>;
+  mounts?: Array<{ containerPath: string; hostPath: string; readonly?: boolean }>;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  logPath?: string;
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  tty?: boolean;
+  linux?: {
+    resources?: LinuxContainerResources;
+    securityContext?: {
+      capabilities?: { addCapabilities?: string[]; dropCapabilities?: string[] };
+      privileged?: boolean;
+      namespaceOptions?: NamespaceOption;
+      runAsUser?: { value: number };
+      runAsGroup?: { value: number };
+      runAsUsername?: string;
+      readonlyRootfs?: boolean;
+      supplementalGroups?: number[];
+      noNewPrivs?: boolean;
+      maskedPaths?: string[];
+      readonlyPaths?: string[];
+      seccomp?: SecurityProfile;
+    };
+  };
+}
+export interface PodSandboxStatus {
+  id: string;
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  state: PodSandboxState;
+  createdAt: number;
+  network: { ip: string; additionalIps: Array<{ ip: string }> } | null;
+  linux: { namespaces: { options: Required<NamespaceOption> | null } | null } | null;
+  runtimeHandler: string;
+}
+export interface ContainerStatus {
+  id: string;
+  metadata: { name: string; attempt: number };
+  state: ContainerState;
+  createdAt: number;
+  startedAt: number;
+  finishedAt: number;
+  exitCode: number;
+  image: { image: string } | null;
+  imageRef: string;
+  reason: string;
+  message: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  logPath: string;
+  resources: { linux: Required<LinuxContainerResources> | null } | null;
+}
+export interface Container {
+  id: string;
+  podSandboxId: string;
+  metadata: { name: string; attempt: number };
+  state: ContainerState;
+  createdAt: number;
+}
+export interface PodSandbox {
+  id: string;
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  state: PodSandboxState;
+  runtimeHandler: string;
+}
+type U64 = { value: number } | null;
+export interface CpuUsage {
+  timestamp: number;
+  usageCoreNanoSeconds: U64;
+  usageNanoCores: U64;
+}
+export interface MemoryUsage {
+  timestamp: number;
+  workingSetBytes: U64;
+  availableBytes: U64;
+  usageBytes: U64;
+  rssBytes: U64;
+  pageFaults: U64;
+  majorPageFaults: U64;
+}
+export interface ContainerStats {
+  attributes: { id: string; metadata: { name: string; attempt: number } | null } | null;
+  cpu: CpuUsage | null;
+  memory: MemoryUsage | null;
+  writableLayer: { timestamp: number; usedBytes: U64; inodesUsed: U64 } | null;
+  swap: { timestamp: number; swapAvailableBytes: U64; swapUsageBytes: U64 } | null;
+}
+export interface PodSandboxStats {
+  attributes: { id: string } | null;
+  linux: {
+    cpu: CpuUsage | null;
+    memory: MemoryUsage | null;
+    network: { timestamp: number; defaultInterface: { name: string; rxBytes: U64; txBytes: U64 } | null } | null;
+    process: { timestamp: number; processCount: U64 } | null;
+    containers: ContainerStats[];
+  } | null;
+}
+export interface ExecSyncResponse {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+}
+export interface Image {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  size: number;
+  pinned: boolean;
+}
+
+/** A failed CRI call: the gRPC status code (grpc-js `status`) and its details. */
 export class CriError extends Error {
   constructor(readonly method: string, readonly code: number, readonly details: string) {
     super(`CRI ${method}: code ${code}: ${details}`);
@@ -19,148 +183,179 @@ export class CriError extends Error {
   }
 }
 
-function str(w: W, field: number, v: string | undefined): void {
-  if (v) w.uint32((field << 3) | 2).string(v);
-}
-function msg(w: W, field: number, m: Uint8Array): void {
-  w.uint32((field << 3) | 2).bytes(m);
-}
-function varint(w: W, field: number, v: number): void {
-  if (v) w.uint32(field << 3).int64(v);
-}
+type Callback = (err: ServiceError | null, res: unknown) => void;
+type Unary = (req: unknown, opts: { deadline: number }, cb: Callback) => void;
+type ServiceCtor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
 
-/** Field number → raw values (strings as bytes, varints as numbers) of a message, every occurrence. */
-function fieldsOf(buf: Uint8Array): Map<number, Array<number | Uint8Array>> {
-  const r = Reader.create(buf);
-  const out = new Map<number, Array<number | Uint8Array>>();
-  const add = (f: number, v: number | Uint8Array) => out.set(f, [...(out.get(f) ?? []), v]);
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if ((tag & 7) === 0) {
-      const v = r.int64() as unknown as number | { toNumber(): number };
-      add(tag >>> 3, typeof v === 'number' ? v : v.toNumber());
-    } else if ((tag & 7) === 2) add(tag >>> 3, r.bytes());
-    else r.skipType(tag & 7);
+let ctors: { runtime: ServiceCtor; image: ServiceCtor } | undefined;
+function services(): { runtime: ServiceCtor; image: ServiceCtor } {
+  if (!ctors) {
+    const def = loadSync(PROTO, { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true });
+    const pkg = loadPackageDefinition(def) as unknown as { runtime: { v1: { RuntimeService: ServiceCtor; ImageService: ServiceCtor } } };
+    ctors = { runtime: pkg.runtime.v1.RuntimeService, image: pkg.runtime.v1.ImageService };
   }
-  return out;
-}
-const text = (v: number | Uint8Array | undefined): string => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '');
-
-export interface PodSpec {
-  name: string;
-  uid: string;
-  namespace: string;
-  /** pod log directory (absolute); container log paths are relative to it */
-  logDirectory: string;
-  /** cgroup parent of the pod (cgroupfs driver: a path such as /tsrt-cri) */
-  cgroupParent: string;
-}
-
-/** PodSandboxConfig with host networking (NamespaceMode NODE = 2), so no CNI is needed. */
-function podSandboxConfig(p: PodSpec): Uint8Array {
-  const meta = Writer.create();
-  str(meta, 1, p.name);
-  str(meta, 2, p.uid);
-  str(meta, 3, p.namespace);
-  const nsOpts = Writer.create();
-  varint(nsOpts, 1, 2); // network: NODE
-  const sec = Writer.create();
-  msg(sec, 1, nsOpts.finish());
-  const linux = Writer.create();
-  str(linux, 1, p.cgroupParent);
-  msg(linux, 2, sec.finish());
-  const w = Writer.create();
-  msg(w, 1, meta.finish());
-  str(w, 3, p.logDirectory);
-  msg(w, 8, linux.finish());
-  return w.finish();
-}
-
-export interface ContainerStatus {
-  /** CONTAINER_CREATED 0, RUNNING 1, EXITED 2, UNKNOWN 3 */
-  state: number;
-  exitCode: number;
-  reason: string;
-  message: string;
+  return ctors;
 }
 
 export class CriClient {
-  private readonly client: Client;
+  private readonly runtime: Client;
+  private readonly images: Client;
 
-  constructor(address: string, private readonly timeoutMs = 60_000) {
-    this.client = new Client(address.startsWith('unix:') ? address : `unix://${address}`, credentials.createInsecure());
+  /** `address`: containerd's gRPC socket path (or a unix:// URI); `timeoutMs`: each call's deadline. */
+  constructor(address: string, readonly timeoutMs = 60_000) {
+    const target = address.startsWith('unix:') ? address : `unix://${address}`;
+    const s = services();
+    this.runtime = new s.runtime(target, credentials.createInsecure());
+    this.images = new s.image(target, credentials.createInsecure());
   }
 
-  call(method: string, request: Uint8Array): Promise<Uint8Array> {
-    return unaryBytes(this.client, `${SERVICE}/${method}`, request, new Metadata(), this.timeoutMs,
-      (err) => new CriError(method, err.code, err.details || err.message));
+  /** One unary call by method name (e.g. 'RunPodSandbox'), for requests the typed methods below do not cover. */
+  call<T = Record<string, unknown>>(method: string, request: object, timeoutMs = this.timeoutMs, service: 'runtime' | 'image' = 'runtime'): Promise<T> {
+    const client = (service === 'runtime' ? this.runtime : this.images) as unknown as Record<string, Unary | undefined>;
+    const fn = client[method];
+    if (typeof fn !== 'function') throw new Error(`CRI ${service} service has no method ${method} in cri-api.proto`);
+    return new Promise<T>((resolve, reject) => {
+      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(new CriError(method, err.code, err.details || err.message));
+        else resolve(res as T);
+      });
+    });
   }
 
-  /** The CRI's runtime name, e.g. "containerd" (proves the plugin serves). */
-  async version(): Promise<string> {
-    const w = Writer.create();
-    str(w, 1, 'v1');
-    return text(fieldsOf(await this.call('Version', w.finish())).get(2)?.[0]);
+  // ---- runtime
+
+  async version(): Promise<{ version: string; runtimeName: string; runtimeVersion: string; runtimeApiVersion: string }> {
+    return this.call('Version', { version: 'v1' });
   }
 
-  async runPodSandbox(p: PodSpec, runtimeHandler: string): Promise<string> {
-    const w = Writer.create();
-    msg(w, 1, podSandboxConfig(p));
-    str(w, 2, runtimeHandler);
-    return text(fieldsOf(await this.call('RunPodSandbox', w.finish())).get(1)?.[0]);
+  async status(verbose = false): Promise<{ status: { conditions: Array<{ type: string; status: boolean; reason: string; message: string }> } | null; info: Record<string, string> }> {
+    return this.call('Status', { verbose });
   }
 
-  async createContainer(podId: string, p: PodSpec, c: { name: string; image: string; command: string[]; logPath: string }): Promise<string> {
-    const meta = Writer.create();
-    str(meta, 1, c.name);
-    const image = Writer.create();
-    str(image, 1, c.image);
-    const cfg = Writer.create();
-    msg(cfg, 1, meta.finish());
-    msg(cfg, 2, image.finish());
-    for (const a of c.command) cfg.uint32((3 << 3) | 2).string(a);
-    str(cfg, 11, c.logPath);
-    const w = Writer.create();
-    str(w, 1, podId);
-    msg(w, 2, cfg.finish());
-    msg(w, 3, podSandboxConfig(p));
-    return text(fieldsOf(await this.call('CreateContainer', w.finish())).get(1)?.[0]);
+  async runPodSandbox(config: PodSandboxConfig, runtimeHandler: string): Promise<string> {
+    return (await this.call<{ podSandboxId: string }>('RunPodSandbox', { config, runtimeHandler })).podSandboxId;
   }
 
-  async startContainer(id: string): Promise<void> {
-    const w = Writer.create();
-    str(w, 1, id);
-    await this.call('StartContainer', w.finish());
+  async stopPodSandbox(podSandboxId: string): Promise<void> {
+    await this.call('StopPodSandbox', { podSandboxId });
   }
 
-  async containerStatus(id: string): Promise<ContainerStatus> {
-    const w = Writer.create();
-    str(w, 1, id);
-    const status = fieldsOf(await this.call('ContainerStatus', w.finish())).get(1)?.[0];
-    const f = status instanceof Uint8Array ? fieldsOf(status) : new Map<number, Array<number | Uint8Array>>();
-    const num = (n: number) => { const v = f.get(n)?.[0]; return typeof v === 'number' ? v : 0; };
-    return { state: num(3), exitCode: num(7), reason: text(f.get(10)?.[0]), message: text(f.get(11)?.[0]) };
+  async removePodSandbox(podSandboxId: string): Promise<void> {
+    await this.call('RemovePodSandbox', { podSandboxId });
   }
 
-  async removeContainer(id: string): Promise<void> {
-    const w = Writer.create();
-    str(w, 1, id);
-    await this.call('RemoveContainer', w.finish());
+  async podSandboxStatus(podSandboxId: string, verbose = false): Promise<{ status: PodSandboxStatus; info: Record<string, string> }> {
+    return this.call('PodSandboxStatus', { podSandboxId, verbose });
   }
 
-  async stopPodSandbox(id: string): Promise<void> {
-    const w = Writer.create();
-    str(w, 1, id);
-    await this.call('StopPodSandbox', w.finish());
+  async listPodSandbox(filter: { id?: string; labelSelector?: Record<string, string> } = {}): Promise<PodSandbox[]> {
+    return (await this.call<{ items: PodSandbox[] }>('ListPodSandbox', { filter })).items;
   }
 
-  async removePodSandbox(id: string): Promise<void> {
-    const w = Writer.create();
-    str(w, 1, id);
-    await this.call('RemovePodSandbox', w.finish());
+  async createContainer(podSandboxId: string, config: ContainerConfig, sandboxConfig: PodSandboxConfig): Promise<string> {
+    return (await this.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig })).containerId;
+  }
+
+  async startContainer(containerId: string): Promise<void> {
+    await this.call('StartContainer', { containerId });
+  }
+
+  /** `timeout`: seconds the container has after its stop signal before SIGKILL. */
+  async stopContainer(containerId: string, timeout: number): Promise<void> {
+    await this.call('StopContainer', { containerId, timeout }, this.timeoutMs + timeout * 1000);
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    await this.call('RemoveContainer', { containerId });
+  }
+
+  async listContainers(filter: { id?: string; podSandboxId?: string; labelSelector?: Record<string, string> } = {}): Promise<Container[]> {
+    return (await this.call<{ containers: Container[] }>('ListContainers', { filter })).containers;
+  }
+
+  async containerStatus(containerId: string): Promise<ContainerStatus> {
+    return (await this.call<{ status: ContainerStatus }>('ContainerStatus', { containerId })).status;
+  }
+
+  /** containerd's verbose info about a container (info["info"], JSON): its pid, runtimeSpec, snapshot key, ... */
+  async containerInfo(containerId: string): Promise<{ pid: number; runtimeSpec: OciSpec; [k: string]: unknown }> {
+    const r = await this.call<{ info: Record<string, string> }>('ContainerStatus', { containerId, verbose: true });
+    const text = r.info.info;
+    if (!text) throw new Error(`ContainerStatus(verbose) of ${containerId} has no info`);
+    return JSON.parse(text) as { pid: number; runtimeSpec: OciSpec };
+  }
+
+  /** containerd's verbose info about a sandbox: its pid, runtimeSpec (with the netns path), ... */
+  async sandboxInfo(podSandboxId: string): Promise<{ pid: number; runtimeSpec: OciSpec; [k: string]: unknown }> {
+    const r = await this.podSandboxStatus(podSandboxId, true);
+    const text = r.info.info;
+    if (!text) throw new Error(`PodSandboxStatus(verbose) of ${podSandboxId} has no info`);
+    return JSON.parse(text) as { pid: number; runtimeSpec: OciSpec };
+  }
+
+  async updateContainerResources(containerId: string, linux: LinuxContainerResources): Promise<void> {
+    await this.call('UpdateContainerResources', { containerId, linux });
+  }
+
+  async reopenContainerLog(containerId: string): Promise<void> {
+    await this.call('ReopenContainerLog', { containerId });
+  }
+
+  /** `timeout`: seconds (0: none). The gRPC deadline is that plus the client's timeout. */
+  async execSync(containerId: string, cmd: string[], timeout = 0): Promise<ExecSyncResponse> {
+    return this.call('ExecSync', { containerId, cmd, timeout }, this.timeoutMs + timeout * 1000);
+  }
+
+  async containerStats(containerId: string): Promise<ContainerStats> {
+    return (await this.call<{ stats: ContainerStats }>('ContainerStats', { containerId })).stats;
+  }
+
+  async listContainerStats(filter: { id?: string; podSandboxId?: string } = {}): Promise<ContainerStats[]> {
+    return (await this.call<{ stats: ContainerStats[] }>('ListContainerStats', { filter })).stats;
+  }
+
+  async podSandboxStats(podSandboxId: string): Promise<PodSandboxStats> {
+    return (await this.call<{ stats: PodSandboxStats }>('PodSandboxStats', { podSandboxId })).stats;
+  }
+
+  async listPodSandboxStats(filter: { id?: string } = {}): Promise<PodSandboxStats[]> {
+    return (await this.call<{ stats: PodSandboxStats[] }>('ListPodSandboxStats', { filter })).stats;
+  }
+
+  // ---- images
+
+  async listImages(): Promise<Image[]> {
+    return (await this.call<{ images: Image[] }>('ListImages', { filter: {} }, this.timeoutMs, 'image')).images;
+  }
+
+  /** The image, or null when the CRI does not have it. */
+  async imageStatus(image: string): Promise<Image | null> {
+    return (await this.call<{ image: Image | null }>('ImageStatus', { image: { image } }, this.timeoutMs, 'image')).image;
+  }
+
+  async removeImage(image: string): Promise<void> {
+    await this.call('RemoveImage', { image: { image } }, this.timeoutMs, 'image');
+  }
+
+  async imageFsInfo(): Promise<{ imageFilesystems: Array<{ fsId: { mountpoint: string } | null; usedBytes: U64 }> }> {
+    return this.call('ImageFsInfo', {}, this.timeoutMs, 'image');
   }
 
   close(): void {
-    this.client.close();
+    this.runtime.close();
+    this.images.close();
   }
+}
+
+/** The parts of an OCI runtime spec (as containerd's verbose info shows it) that the tests read. */
+export interface OciSpec {
+  process?: { user?: { uid: number; gid: number }; capabilities?: Record<string, string[]>; oomScoreAdj?: number };
+  linux?: {
+    cgroupsPath?: string;
+    namespaces?: Array<{ type: string; path?: string }>;
+    sysctl?: Record<string, string>;
+    seccomp?: unknown;
+    resources?: { memory?: { limit?: number }; cpu?: { quota?: number; period?: number; shares?: number } };
+  };
+  annotations?: Record<string, string>;
 }

@@ -1,4 +1,5 @@
-// Builds a one-layer OCI image-layout archive from the host's static busybox.
+// Builds one-layer OCI image-layout archives: busybox from the host's static busybox, and the CRI tests' pause
+// image from Debian's static catatonit.
 // Deterministic: the same busybox binary and ref always give the same bytes and digests.
 
 import { execFileSync } from 'node:child_process';
@@ -91,15 +92,66 @@ export function buildBusyboxImageFile(ref: string, cacheDir: string, busyboxPath
   const real = realpathSync(busyboxPath);
   const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
   const key = sha256(`${BUILDER_VERSION}\0${ref}\0${goArch()}\0${sha256(readFileSync(real))}${cmdKey}`).slice(0, 24);
+  return cachedImageFile(cacheDir, `busybox-oci-${key}`, ref, () => rootfsEntries(real), {
+    cmd,
+    env: [DEFAULT_PATH_ENV],
+    history: 'tsrt test harness: busybox-static rootfs',
+  });
+}
+
+/**
+ * The pause image of the CRI tests: Debian's catatonit (a static binary, checked here) as the sandbox's
+ * process, `catatonit -P` (pause mode: it sleeps until signalled and, as PID 1 of a shared-PID pod, reaps).
+ */
+export function buildCatatonitImageFile(ref: string, cacheDir: string, catatonitPath = '/usr/bin/catatonit'): BusyboxImageFile {
+  const real = realpathSync(catatonitPath);
+  const bin = readFileSync(real);
+  // a dynamically linked ELF has a PT_INTERP program header; a static one has none
+  if (hasInterpreter(bin)) {
+    throw new Error(`${real} is dynamically linked; the pause image expects a static catatonit (Debian's package)`);
+  }
+  const key = sha256(`${BUILDER_VERSION}\0${ref}\0${goArch()}\0${sha256(bin)}`).slice(0, 24);
+  const entries = (): TarEntry[] => [
+    ...['dev', 'etc', 'proc', 'sys'].map((path): TarEntry => ({ type: 'dir', path, mode: path === 'proc' || path === 'sys' ? 0o555 : 0o755 })),
+    { type: 'file', path: 'catatonit', data: bin, mode: 0o755 },
+  ];
+  return cachedImageFile(cacheDir, `catatonit-oci-${key}`, ref, entries, {
+    cmd: ['/catatonit', '-P'],
+    env: [DEFAULT_PATH_ENV],
+    history: 'tsrt test harness: catatonit pause image',
+  });
+}
+
+/** Whether an ELF file has a PT_INTERP program header (is dynamically linked). 64-bit little-endian only. */
+function hasInterpreter(elf: Buffer): boolean {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) throw new Error('not an ELF file');
+  if (elf[4] !== 2 || elf[5] !== 1) throw new Error('not a 64-bit little-endian ELF file');
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const phentsize = elf.readUInt16LE(0x36);
+  const phnum = elf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    if (elf.readUInt32LE(phoff + i * phentsize) === 3 /* PT_INTERP */) return true;
+  }
+  return false;
+}
+
+interface ImageConfig {
+  cmd: string[];
+  env: string[];
+  history: string;
+}
+
+/** The image-layout tar `<cacheDir>/<name>.tar` (and its `.json` facts), built from `entries` unless cached. */
+function cachedImageFile(cacheDir: string, name: string, ref: string, entries: () => TarEntry[], cfg: ImageConfig): BusyboxImageFile {
   mkdirSync(cacheDir, { recursive: true });
-  const out = join(cacheDir, `busybox-oci-${key}.tar`);
-  const meta = join(cacheDir, `busybox-oci-${key}.json`);
+  const out = join(cacheDir, `${name}.tar`);
+  const meta = join(cacheDir, `${name}.json`);
   if (existsSync(out) && existsSync(meta)) {
     const m = JSON.parse(readFileSync(meta, 'utf8')) as Omit<BusyboxImageFile, 'path'>;
     return { ...m, path: out };
   }
 
-  const layerTar = makeTar(rootfsEntries(real));
+  const layerTar = makeTar(entries());
   const diffId = sha256(layerTar);
   const layer = gzipSync(layerTar, { level: 6 });
   const layerDigest = sha256(layer);
@@ -108,9 +160,9 @@ export function buildBusyboxImageFile(ref: string, cacheDir: string, busyboxPath
     JSON.stringify({
       architecture: goArch(),
       os: 'linux',
-      config: { Env: [DEFAULT_PATH_ENV], Cmd: cmd, WorkingDir: '/' },
+      config: { Env: cfg.env, Cmd: cfg.cmd, WorkingDir: '/' },
       rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-      history: [{ created_by: 'tsrt test harness: busybox-static rootfs' }],
+      history: [{ created_by: cfg.history }],
     }),
   );
   const configDigest = sha256(config);
