@@ -1,4 +1,6 @@
 // Figures, tables and the alternating latency runs the bench scripts share.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { RUNC_V2, TSRT_V2, uniqueId, waitFor, type Containerd } from '../test/integration/harness.js';
 
 // the bench scripts remove their containers the way the tests do
@@ -150,3 +152,43 @@ export function runBench(main: () => Promise<void>): void {
     },
   );
 }
+
+// ---- CPU of processes -----------------------------------------------------------------------------
+
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime+stime of a process in ms (NaN once it is gone). */
+export function tickMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3; utime, stime are 14, 15
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** On-CPU ms of each thread of `pids`, by tid (first field of /proc/PID/task/TID/schedstat, in ns). */
+export function threadMs(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      /* gone */
+    }
+    for (const tid of tids) {
+      try {
+        out.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6);
+      } catch {
+        /* thread gone */
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU ms the threads in `after` used since `before` (a new thread counts whole; one that exited is lost). */
+export const threadDelta = (before: Map<number, number>, after: Map<number, number>): number =>
+  [...after].reduce((s, [tid, ms]) => s + ms - (before.get(tid) ?? 0), 0);

@@ -18,8 +18,7 @@
 // containerd-shim-tsrt-v2 process with `-id ID`). Starts a private containerd through the integration
 // harness and removes everything at the end.
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, release } from 'node:os';
 import { basename, join } from 'node:path';
 import { RUNC_V2, TSRT_V2, buildBusyboxImage, startContainerd, tsrtDaemonDir, type Containerd } from '../test/integration/harness.js';
@@ -27,6 +26,7 @@ import { listPids, pssKiB, readCmdline } from '../test/integration/lib/procfs.js
 import { tasksClientFor, type TasksClient } from '../test/integration/lib/tasks-client.js';
 import {
   RUNTIMES,
+  CLK_TCK,
   alternate,
   benchArgs,
   fmt,
@@ -36,11 +36,13 @@ import {
   removeContainer,
   runBench,
   startContainer,
+  threadDelta,
+  threadMs,
+  tickMs,
   type Runtime,
   type Sample,
 } from './common.js';
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const START_CONCURRENCY = 4;
 
 function envInt(name: string, dflt: number): number {
@@ -48,42 +50,6 @@ function envInt(name: string, dflt: number): number {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be an integer >= 1, got ${process.env[name]}`);
   return v;
 }
-
-/** utime+stime of a process in ms (NaN once it is gone). */
-function tickMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3; utime, stime are 14, 15
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
-/** On-CPU ms of each thread of `pids`, by tid (first field of /proc/PID/task/TID/schedstat, in ns). */
-function threadMs(pids: number[]): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const pid of pids) {
-    let tids: string[] = [];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      /* gone */
-    }
-    for (const tid of tids) {
-      try {
-        out.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6);
-      } catch {
-        /* thread gone */
-      }
-    }
-  }
-  return out;
-}
-
-/** CPU ms the threads in `after` used since `before` (a new thread counts whole; one that exited is lost). */
-const threadDelta = (before: Map<number, number>, after: Map<number, number>): number =>
-  [...after].reduce((s, [tid, ms]) => s + ms - (before.get(tid) ?? 0), 0);
 
 /** The processes serving one runtime's containers: a shim (runc) or monitor (tsrt) each, and tsrt's daemon. */
 interface Procs { shims: number[]; daemon?: number }

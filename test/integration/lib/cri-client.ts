@@ -345,6 +345,20 @@ export class CriClient {
     this.runtime.close();
     this.images.close();
   }
+
+  // ---- streaming (lib/cri-stream.ts speaks to the URLs)
+
+  /** CRI Exec: the streaming server's URL for one remotecommand session running `cmd` in the container. */
+  async exec(containerId: string, cmd: string[], o: { tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean } = {}): Promise<string> {
+    const req = { containerId, cmd, tty: o.tty ?? false, stdin: o.stdin ?? false, stdout: o.stdout ?? true, stderr: o.stderr ?? !o.tty };
+    return (await this.call<{ url: string }>('Exec', req)).url;
+  }
+
+  /** CRI Attach: the streaming server's URL for one remotecommand session attached to the container's init. */
+  async attach(containerId: string, o: { tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean } = {}): Promise<string> {
+    const req = { containerId, tty: o.tty ?? false, stdin: o.stdin ?? false, stdout: o.stdout ?? true, stderr: o.stderr ?? !o.tty };
+    return (await this.call<{ url: string }>('Attach', req)).url;
+  }
 }
 
 /** The parts of an OCI runtime spec (as containerd's verbose info shows it) that the tests read. */
