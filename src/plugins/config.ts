@@ -3,7 +3,7 @@
 // (CRI `options.ConfigPath`, `ctr --runtime-config-path`), and from 1.7 on a CRI `options` table without
 // ConfigPath arrives as `config_body`, the table itself as TOML. Both take the keys runc-v2 users know
 // (containerd.runc.v1.Options by their Go names: BinaryName, Root, SystemdCgroup, NoPivotRoot, NoNewKeyring,
-// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, MetricsAddress). runc-v2's own Options type
+// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, PluginDir, MetricsAddress). runc-v2's own Options type
 // (what ctr 2.x sends as task options for --no-pivot and --uidmap) and ctr 1.6's legacy CreateOptions are
 // accepted too, so configurations written for runc-v2 keep working.
 //
@@ -39,6 +39,8 @@ export interface RuntimeConfig {
   shimCgroup: string;
   /** Backend used when the spec's `io.tsrt.backend` annotation does not name one. */
   backend: string;
+  /** Where external backend plugins are found (registry.ts); records written before this key lack it. */
+  pluginDir: string;
   /**
    * Where the daemon serves Prometheus metrics (`unix:///path.sock` or a loopback `host:port`, see
    * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
@@ -56,6 +58,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   ioGid: 0,
   shimCgroup: '',
   backend: 'runc',
+  pluginDir: '/etc/tsrt/plugins',
   metricsAddress: '',
 };
 
@@ -90,6 +93,7 @@ const KEYS: Record<string, Setter> = {
   IoGid: (c, v, f) => { c.ioGid = uint32(v, 'IoGid', f); },
   ShimCgroup: (c, v, f) => { c.shimCgroup = cgroupPath(v, 'ShimCgroup', f); },
   Backend: (c, v, f) => { c.backend = str(v, 'Backend', f); },
+  PluginDir: (c, v, f) => { c.pluginDir = absolutePath(v, 'PluginDir', f); },
   MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
   // runc's keys that tsrt cannot honour: type-checked, then a warning when set
   CriuPath: (_c, v, f, w) => { if (str(v, 'CriuPath', f, true)) ignored('CriuPath', v, f, w); },
@@ -119,6 +123,11 @@ function cgroupPath(v: unknown, key: string, file: string): string {
     throw new InvalidArgumentError(`${file}: ${key} must be an absolute cgroup path without "..", e.g. "/tsrt-shims"`);
   }
   return p;
+}
+function absolutePath(v: unknown, key: string, file: string): string {
+  const p = str(v, key, file);
+  if (!path.isAbsolute(p)) throw new InvalidArgumentError(`${file}: ${key} must be an absolute path`);
+  return path.normalize(p);
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);

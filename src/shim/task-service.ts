@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import type { Backend, BackendFactory, Stdio } from '../plugins/api/index.js';
+import { backendApi, type Backend, type BackendFactory, type Stdio } from '../plugins/api/index.js';
 import { DEFAULT_CONFIG, configFromOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
@@ -64,7 +64,7 @@ export interface GroupDeps {
   /** Sees each Create's runtime options (the daemon starts what they ask of it, e.g. a metrics endpoint). */
   onConfig?(config: RuntimeConfig): void;
   /** Backend factories by name (the registry's, unless a test brings its own). */
-  loadBackend?: (name: string) => Promise<BackendFactory>;
+  loadBackend?: (name: string, pluginDir: string) => Promise<BackendFactory>;
   /** Moves a process into a cgroup (ShimCgroup); the default writes to the host's cgroup.procs files. */
   joinCgroup?: (pid: number, cgroupPath: string) => void;
   /** Changes a stdio FIFO's owner (IoUid/IoGid); default fs.chown. */
@@ -166,12 +166,17 @@ export class TaskService {
    * The group's instance of a backend, made when its first container asks for it. Its containers count
    * its users; the last one's Delete closes it (deleteBackendUser).
    */
-  private async backendFor(name: string): Promise<Backend> {
+  private async backendFor(name: string, pluginDir: string): Promise<Backend> {
     let entry = this.backends.get(name);
     if (!entry) {
-      const factory = await this.load(name);
-      // another Create may have made it meanwhile
-      entry = this.backends.get(name) ?? { backend: this.newBackend(factory), users: 0 };
+      try {
+        const factory = await this.load(name, pluginDir);
+        // another Create may have made it meanwhile
+        entry = this.backends.get(name) ?? { backend: this.newBackend(factory), users: 0 };
+      } catch (e) {
+        this.deps.log.error({ backend: name, err: (e as Error).message }, 'backend refused');
+        throw e;
+      }
       this.backends.set(name, entry);
     }
     entry.users++;
@@ -188,6 +193,7 @@ export class TaskService {
   private newBackend(factory: BackendFactory): Backend {
     const { link, router } = this.deps;
     return factory({
+      api: backendApi,
       group: { id: link.hello.containerId, namespace: link.hello.namespace },
       log: this.deps.log,
       host: {
@@ -216,7 +222,15 @@ export class TaskService {
       // the monitor had its first Create under the earlier daemon; where it sits was decided then
       this.shimCgroup ??= r.config.shimCgroup;
       const logger = containerLogger(r.bundle, r.id, r.namespace);
-      const backend = await this.backendFor(r.backend);
+      let backend: Backend;
+      try {
+        backend = await this.backendFor(r.backend, r.config.pluginDir);
+      } catch (e) {
+        // one container whose backend is gone (a plugin removed or broken) does not cost the others theirs
+        logger.log.error({ backend: r.backend, err: (e as Error).message }, 'cannot restore the container: its backend is refused');
+        logger.close();
+        continue;
+      }
       const init = restoreProcess(new ShimProcess(r.id, '', r.id, r.stdio), r.init);
       const execs = new Map<string, ShimProcess>();
       for (const e of r.execs ?? []) {
@@ -246,8 +260,8 @@ export class TaskService {
 
   get size(): number { return this.containers.size; }
 
-  private load(name: string): Promise<BackendFactory> {
-    return (this.deps.loadBackend ?? loadBackend)(name);
+  private load(name: string, pluginDir: string): Promise<BackendFactory> {
+    return (this.deps.loadBackend ?? loadBackend)(name, pluginDir);
   }
 
   private namespaceOf(ctx: RequestContext): string {
@@ -393,7 +407,7 @@ export class TaskService {
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
-    const backend = await this.backendFor(backendName);
+    const backend = await this.backendFor(backendName, config.pluginDir);
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     stdioFor(processStdio); // a bad stdio request fails before anything is set up
     const logger = containerLogger(req.bundle, id, namespace);

@@ -44,6 +44,16 @@ test('bad files and unknown keys or types are InvalidArgument with the reason', 
   assert.throws(() => configFromOptions({ typeUrl: 'example.Other', value: new Uint8Array() }), isInvalid(/unsupported runtime options type/));
 });
 
+test('PluginDir: /etc/tsrt/plugins by default; an absolute path, normalised; anything else InvalidArgument', () => {
+  assert.equal(configFromOptions(undefined).pluginDir, '/etc/tsrt/plugins');
+  const f = path.join(tmp, 'plugins.toml');
+  fs.writeFileSync(f, 'PluginDir = "/opt/tsrt//plugins/"\nBackend = "gvisor"\n');
+  const c = configFromOptions(runtimeOptions(f));
+  assert.deepEqual([c.pluginDir, c.backend], ['/opt/tsrt/plugins/', 'gvisor']);
+  fs.writeFileSync(f, 'PluginDir = "plugins"\n');
+  assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/PluginDir must be an absolute path/));
+});
+
 test('MetricsAddress: off by default, unix sockets and loopback ports accepted', () => {
   assert.equal(configFromOptions(undefined).metricsAddress, '');
   const f = path.join(tmp, 'metrics.toml');

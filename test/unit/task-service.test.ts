@@ -275,6 +275,31 @@ test('one backend instance per group: the second container of a pod gets the sam
   t.cleanup();
 });
 
+test('a Create whose backend plugin is refused fails with the plugin\'s message; the group goes on serving', async () => {
+  const pluginDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-ts-plugins-'));
+  const broken = path.join(pluginDir, 'broken.mjs');
+  fs.writeFileSync(broken, 'export const apiVersion = 1;\nexport function createBackend() { throw new Error("boom"); }\n');
+  const logged: string[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => { logged.push(line); } });
+  let t: ReturnType<typeof setup>;
+  const { loadBackend } = await import('../../src/plugins/registry.js');
+  t = setup(undefined, {
+    log,
+    loadBackend: async (name, dir) => (name === 'broken' ? loadBackend(name, pluginDir) : t.backend.factory),
+  });
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), JSON.stringify({ annotations: { 'io.tsrt.backend': 'broken' } }));
+  await assert.rejects(t.rpc.create('c1'), (e: { code?: number; message?: string }) =>
+    e.code === Code.FailedPrecondition && e.message === `backend plugin ${broken}: createBackend threw: boom: failed precondition`);
+  assert.ok(logged.some((l) => l.includes('backend refused') && l.includes(broken)), logged.join(''));
+  // the same service creates the next container on another backend
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), JSON.stringify({}));
+  await t.rpc.create('c2');
+  await t.rpc.start('c2');
+  assert.equal((await t.rpc.state('c2')).status, containerd.v1.types.Status.RUNNING);
+  t.cleanup();
+  fs.rmSync(pluginDir, { recursive: true, force: true });
+});
+
 test('an init exit held for its execs survives a daemon restart', async () => {
   const t = setup();
   await t.rpc.create('c1');

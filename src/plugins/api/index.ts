@@ -8,6 +8,8 @@
 // watch, signals by host pid), so that each of them stays short.
 import type { RuntimeConfig } from '../config.js';
 
+import * as errors from './errors.js';
+
 export * from './errors.js';
 export type { RuntimeConfig };
 
@@ -16,6 +18,13 @@ export type { RuntimeConfig };
  * Bumped when a change would break a backend written against the previous one.
  */
 export const BACKEND_API_VERSION = 1;
+
+/**
+ * What a plugin gets at run time in `BackendInit.api` (the daemon is one bundled file, so a plugin does
+ * not import it): the contract's version and its error classes, each with its wire code.
+ */
+export const backendApi = { version: BACKEND_API_VERSION, errors } as const;
+export type BackendApi = typeof backendApi;
 
 /** A pino-compatible logger: an object of fields first, then the message. */
 export interface Logger {
@@ -94,6 +103,7 @@ export interface Group {
  * by a restarted daemon), and `close` when its last one is deleted.
  */
 export interface BackendInit {
+  api: BackendApi;
   group: Group;
   host: ProcessHost;
   /** The daemon's log; each container's own log comes with its CreateRequest. */
