@@ -9,6 +9,8 @@
 import type { RuntimeConfig } from '../config.js';
 
 import * as errors from './errors.js';
+import { HostCgroups } from '../host/cgroup-watch.js';
+import { signalHostPid } from '../host/signal.js';
 
 export * from './errors.js';
 export type { RuntimeConfig };
@@ -21,9 +23,10 @@ export const BACKEND_API_VERSION = 1;
 
 /**
  * What a plugin gets at run time in `BackendInit.api` (the daemon is one bundled file, so a plugin does
- * not import it): the contract's version and its error classes, each with its wire code.
+ * not import it): the contract's version, its error classes (each with its wire code), and the helpers
+ * of host-process backends (a container's host cgroups: OOM watch and Stats; signals by host pid).
  */
-export const backendApi = { version: BACKEND_API_VERSION, errors } as const;
+export const backendApi = { version: BACKEND_API_VERSION, errors, host: { HostCgroups, signalHostPid } } as const;
 export type BackendApi = typeof backendApi;
 
 /** A pino-compatible logger: an object of fields first, then the message. */

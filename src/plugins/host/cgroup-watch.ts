@@ -2,7 +2,8 @@
 // from the init's pid while it lives, watched for OOM kills through the monitor, read for Stats. The
 // metrics readers and protos are loaded by the first Stats call only.
 import { locateCgroup, memoryCgroup, type CgroupLocation } from '../../cgroups/locate.js';
-import { NotFoundError, type AnyMessage, type Logger, type ProcessHost } from '../api/index.js';
+import { NotFoundError } from '../api/errors.js';
+import type { AnyMessage, Logger, ProcessHost } from '../api/index.js';
 
 export class HostCgroups {
   private where: CgroupLocation | undefined;
