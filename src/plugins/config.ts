@@ -3,7 +3,8 @@
 // (CRI `options.ConfigPath`, `ctr --runtime-config-path`), and from 1.7 on a CRI `options` table without
 // ConfigPath arrives as `config_body`, the table itself as TOML. Both take the keys runc-v2 users know
 // (containerd.runc.v1.Options by their Go names: BinaryName, Root, SystemdCgroup, NoPivotRoot, NoNewKeyring,
-// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, PluginDir, MetricsAddress). runc-v2's own Options type
+// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, PluginDir, MetricsAddress, and [backends.<name>]
+// tables, each backend's own options, which that backend checks). runc-v2's own Options type
 // (what ctr 2.x sends as task options for --no-pivot and --uidmap) and ctr 1.6's legacy CreateOptions are
 // accepted too, so configurations written for runc-v2 keep working.
 //
@@ -42,6 +43,11 @@ export interface RuntimeConfig {
   /** Where external backend plugins are found (registry.ts); records written before this key lack it. */
   pluginDir: string;
   /**
+   * `[backends.<name>]` tables: each backend's own options, handed to it as they are (CreateRequest.options)
+   * and checked by the backend itself, so that a plugin brings its own schema.
+   */
+  backendOptions: Record<string, Record<string, unknown>>;
+  /**
    * Where the daemon serves Prometheus metrics (`unix:///path.sock` or a loopback `host:port`, see
    * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
    */
@@ -59,6 +65,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   shimCgroup: '',
   backend: 'runc',
   pluginDir: '/etc/tsrt/plugins',
+  backendOptions: {},
   metricsAddress: '',
 };
 
@@ -94,6 +101,7 @@ const KEYS: Record<string, Setter> = {
   ShimCgroup: (c, v, f) => { c.shimCgroup = cgroupPath(v, 'ShimCgroup', f); },
   Backend: (c, v, f) => { c.backend = str(v, 'Backend', f); },
   PluginDir: (c, v, f) => { c.pluginDir = absolutePath(v, 'PluginDir', f); },
+  backends: (c, v, f) => { c.backendOptions = backendTables(v, f); },
   MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
   // runc's keys that tsrt cannot honour: type-checked, then a warning when set
   CriuPath: (_c, v, f, w) => { if (str(v, 'CriuPath', f, true)) ignored('CriuPath', v, f, w); },
@@ -123,6 +131,26 @@ function cgroupPath(v: unknown, key: string, file: string): string {
     throw new InvalidArgumentError(`${file}: ${key} must be an absolute cgroup path without "..", e.g. "/tsrt-shims"`);
   }
   return p;
+}
+const isTable = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/** `[backends.<name>]`: a table of tables, one per backend name. */
+function backendTables(v: unknown, file: string): Record<string, Record<string, unknown>> {
+  if (!isTable(v)) throw new InvalidArgumentError(`${file}: backends must be a table of [backends.<name>] tables`);
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [name, table] of Object.entries(v)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new InvalidArgumentError(`${file}: [backends.${name}]: not a backend name`);
+    if (!isTable(table)) throw new InvalidArgumentError(`${file}: backends.${name} must be a table ([backends.${name}])`);
+    out[name] = plain(table) as Record<string, unknown>;
+  }
+  return out;
+}
+/** The TOML parser's null-prototype tables as ordinary objects, all the way down. */
+function plain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(plain);
+  if (isTable(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
 }
 function absolutePath(v: unknown, key: string, file: string): string {
   const p = str(v, key, file);

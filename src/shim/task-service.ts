@@ -437,7 +437,8 @@ export class TaskService {
       const stdio = await this.stdioOf(c, c.init);
       const containerType = spec.annotations?.['io.kubernetes.cri.container-type'] ?? '';
       const { pid } = await backend.create({
-        id, bundle: req.bundle, namespace, config, log: logger.log, stdio, ioKey: c.init.ioKey, containerType,
+        id, bundle: req.bundle, namespace, config, options: config.backendOptions[backendName] ?? {}, log: logger.log, stdio,
+        ioKey: c.init.ioKey, containerType,
       });
       c.init.pid = pid;
     } catch (e) {

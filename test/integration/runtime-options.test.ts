@@ -133,6 +133,17 @@ describe('runtime options through containerd', { timeout: 300_000 }, () => {
     await waitFor(() => warned('CriuWorkPath') && warned('TaskApiAddress'), WAIT_MS, { what: 'both warnings in containerd\'s log' });
   });
 
+  test('a [backends.runc] table is refused by the runc backend, naming the key; nothing is left of the container', async () => {
+    const c = suite.containerd();
+    const cfg = optionsFile('runc-table.toml', ['[backends.runc]', 'binary = "crun"']);
+    const id = uniqueId('runc-table');
+    const r = await c.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id, 'true'], { timeoutMs: CMD_MS });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /\[backends\.runc\]: unknown key binary: the runc backend has no table of its own/);
+    assert.deepEqual(wrap.creates().filter((a) => a.at(-1) === id), [], 'runc create never ran');
+    await removeContainer(c, id);
+  });
+
   test('ShimCgroup: the monitor (what containerd knows as the shim) is moved there, the container is not', async (t) => {
     const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
     const v1 = mountinfo.map((l) => l.split(' - ')).filter((p) => p[1]?.startsWith('cgroup ')).map((p) => p[0]!.split(' ')[4]!)

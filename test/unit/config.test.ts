@@ -54,6 +54,18 @@ test('PluginDir: /etc/tsrt/plugins by default; an absolute path, normalised; any
   assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/PluginDir must be an absolute path/));
 });
 
+test('[backends.<name>] tables: kept as they are for that backend to check; a malformed one is InvalidArgument', () => {
+  assert.deepEqual(configFromOptions(undefined).backendOptions, {});
+  const f = path.join(tmp, 'backends.toml');
+  fs.writeFileSync(f, 'Backend = "gvisor"\n[backends.gvisor]\nplatform = "ptrace"\ndebug = true\n[backends.vm]\nmemory_mib = 256\n');
+  assert.deepEqual(configFromOptions(runtimeOptions(f)).backendOptions,
+    { gvisor: { platform: 'ptrace', debug: true }, vm: { memory_mib: 256 } });
+  fs.writeFileSync(f, 'backends = 3\n');
+  assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/backends must be a table of \[backends.<name>\] tables/));
+  fs.writeFileSync(f, '[backends]\ngvisor = "ptrace"\n');
+  assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/backends.gvisor must be a table/));
+});
+
 test('MetricsAddress: off by default, unix sockets and loopback ports accepted', () => {
   assert.equal(configFromOptions(undefined).metricsAddress, '');
   const f = path.join(tmp, 'metrics.toml');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { containerd } from '../../src/gen/proto.js';
+import { containerd, runtimeoptions } from '../../src/gen/proto.js';
 import { TaskService, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
@@ -40,6 +40,7 @@ class ScriptedBackend {
   paused = false;
   state = new Map<string, unknown>();
   adopted: Array<{ id: string; state: unknown }> = [];
+  options: Array<Record<string, unknown>> = [];
 
   made: number[] = [];
   newPid(): number {
@@ -57,7 +58,11 @@ class ScriptedBackend {
     this.factoryCalls++;
     return {
       name: 'scripted',
-      create: async (req) => { this.state.set(req.id, { created: req.id, type: req.containerType }); return { pid: this.newPid() }; },
+      create: async (req) => {
+        this.state.set(req.id, { created: req.id, type: req.containerType });
+        this.options.push(req.options);
+        return { pid: this.newPid() };
+      },
       adopt: (req) => { this.adopted.push({ id: req.id, state: req.state }); },
       start: async () => { this.duringStart?.(); },
       exec: async (req) => { const pid = this.newPid(); this.duringExec?.(req, pid); return { pid }; },
@@ -258,6 +263,17 @@ test('end to end through a backend with no host processes: signals, stats, stdin
   await t.rpc.delete('c1');
   assert.equal(t.backend.closed, 1, 'the group instance is closed with its last container');
   assert.deepEqual(t.oomWatched, []);
+  t.cleanup();
+});
+
+test("a Create hands the backend its own [backends.<name>] table of the options, and no other", async () => {
+  const t = setup();
+  const file = path.join(t.bundle, 'tsrt.toml');
+  fs.writeFileSync(file, 'Backend = "scripted"\n[backends.scripted]\nspeed = "fast"\n[backends.other]\nx = 1\n');
+  const options = { typeUrl: 'runtimeoptions.v1.Options', value: runtimeoptions.v1.Options.encode({ configPath: file }).finish() };
+  await t.rpc.create('c1', { options });
+  await t.rpc.create('c2');
+  assert.deepEqual(t.backend.options, [{ speed: 'fast' }, {}]);
   t.cleanup();
 });
 

@@ -130,8 +130,13 @@ export interface CreateRequest {
   id: string;
   bundle: string;
   namespace: string;
-  /** This container's runtime options (the runc keys, the options file's tables). */
+  /** This container's runtime options (the runc keys and tsrt's own, as the options file gave them). */
   config: RuntimeConfig;
+  /**
+   * The options file's `[backends.<this backend's name>]` table ({} when there is none). The backend checks
+   * it: an unknown key or a wrong value is an InvalidArgumentError naming it, before anything is made.
+   */
+  options: Record<string, unknown>;
   /** This container's log (its bundle's `log` FIFO, every line with its id). */
   log: Logger;
   stdio: Stdio;

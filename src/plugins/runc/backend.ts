@@ -158,6 +158,11 @@ export function createRuncBackend(init: BackendInit): Backend {
     name: 'runc',
 
     async create(req: CreateRequest) {
+      const extra = Object.keys(req.options);
+      if (extra.length > 0) {
+        throw new InvalidArgumentError(`[backends.runc]: unknown key ${extra.join(', ')}: the runc backend has no table of its own; ` +
+          'its options (BinaryName, Root, SystemdCgroup, ...) go at the top level of the options file');
+      }
       const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
       const { config } = c;
       // The delete binary reads this to clean up after a dead shim.
