@@ -14,8 +14,8 @@
 //     runs every process of the container) and its gofer. It is spawned by the container's monitor, so both
 //     are re-parented to the monitor and reaped there. The pid runsc writes to --pid-file is the sandbox's;
 //     it exits when the container's init exits, with the init's status: the init's exit is the sandbox's.
-//   - `runsc exec --detach` leaves a `runsc exec` process on the host that waits for the process inside the
-//     sandbox and exits with its status, so an exec's exit is that host process's exit. It does not pass
+//   - `runsc exec` (run by the monitor) stays on the host, waiting for the process inside the sandbox, and
+//     exits with its status, so an exec's exit is that host process's exit. It does not pass
 //     signals on (SIGTERM kills the waiter, not the process), so an exec is signalled inside the sandbox:
 //     `runsc kill --pid <pid in the sandbox>`, with the pid `--internal-pid-file` wrote.
 //   - Stats: the sandbox runs in the container's host cgroups (runsc applies the spec's cgroupsPath and
@@ -46,6 +46,8 @@ const STATE_DIR_NAME = 'runsc';
 const RUNTIME_STATE_FILE = 'tsrt-runtime';
 /** How long runsc may take to hand the pty master over after create/exec returned. */
 const CONSOLE_WAIT_MS = 10_000;
+/** How long `runsc exec` may take to start the process (it normally takes tens of milliseconds). */
+const EXEC_START_MS = 30_000;
 /** Exec ids become file names in the bundle; containerd validates them, this re-checks. */
 const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
@@ -170,7 +172,7 @@ export function createBackend(init) {
 
   const logFile = (c) => path.join(c.bundle, 'runsc-log.json');
   const globalArgs = (c) => [
-    c.binary, '--root', c.root, `--platform=${PLATFORM}`, `--network=${c.network}`, '--log', logFile(c), '--log-format', 'json',
+    c.binary, '--root', c.root, `--platform=${PLATFORM}`, `--network=${c.network}`, `--log=${logFile(c)}`, '--log-format=json',
   ];
 
   const failure = (op, c, res) => {
@@ -194,25 +196,57 @@ export function createBackend(init) {
   const execFiles = (bundle, execId) => {
     if (!EXEC_ID.test(execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(execId)}`);
     const base = path.join(bundle, `gvisor-exec-${execId}`);
-    return { pidFile: `${base}.pid`, sandboxPidFile: `${base}.sandbox-pid`, processFile: `${base}.process.json` };
+    return { sandboxPidFile: `${base}.sandbox-pid`, processFile: `${base}.process.json` };
   };
 
+  /** Monitor stdio for a runsc command: the process's own, or a console socket's for a terminal. */
+  async function stdioFor(ioKey, stdio) {
+    if (!stdio.terminal) return { io: { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr }, consoleArgs: [] };
+    const socket = await host.console(ioKey, stdio.stdin, stdio.stdout);
+    return { io: { stdin: '', stdout: '', stderr: '' }, consoleArgs: [`--console-socket=${socket}`] };
+  }
+
   /**
-   * Runs `runsc <op>` from the monitor with the process's stdio, or with a console socket for a terminal,
-   * and waits for it: it leaves the process behind and exits once that runs.
+   * `runsc create` from the monitor: it leaves the sandbox behind (re-parented to the monitor, which reaps
+   * it) and exits once the container waits for start.
    */
-  async function spawnThroughMonitor(op, c, ioKey, stdio, args) {
-    let consoleArgs = [];
-    let io = { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr };
-    if (stdio.terminal) {
-      const socket = await host.console(ioKey, stdio.stdin, stdio.stdout);
-      consoleArgs = ['--console-socket', socket];
-      io = { stdin: '', stdout: '', stderr: '' };
-    }
-    const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [...globalArgs(c), op, ...consoleArgs, ...args] });
+  async function createThroughMonitor(c, ioKey, stdio, args) {
+    const { io, consoleArgs } = await stdioFor(ioKey, stdio);
+    const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [...globalArgs(c), 'create', ...consoleArgs, ...args] });
     const exit = await host.waitExit(pid);
-    if (exit.status !== 0) throw failure(op, c, { code: exit.status, stdout: '', stderr: '' });
+    if (exit.status !== 0) throw failure('create', c, { code: exit.status, stdout: '', stderr: '' });
     if (stdio.terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
+  }
+
+  /**
+   * Resolves with the pid in `file` once runsc has written it, or with null if `exited` settles first.
+   * Woken by the directory's change events, not by polling.
+   */
+  function pidFileOrExit(file, exited, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (fn, v) => {
+        if (done) return;
+        done = true;
+        watcher.close();
+        clearTimeout(timer);
+        fn(v);
+      };
+      const check = () => {
+        let text = '';
+        try {
+          text = fs.readFileSync(file, 'utf8').trim();
+        } catch { /* not yet */ }
+        const pid = Number(text);
+        if (text && Number.isInteger(pid) && pid > 0) finish(resolve, pid);
+      };
+      const watcher = fs.watch(path.dirname(file), (_ev, name) => {
+        if (!name || name === path.basename(file)) check();
+      });
+      const timer = setTimeout(() => finish(reject, new RuntimeError(`OCI runtime exec did not start the process in ${timeoutMs} ms`)), timeoutMs);
+      exited.then(() => { check(); finish(resolve, null); }, (e) => finish(reject, e));
+      check();
+    });
   }
 
   const watchInit = (id, c) => {
@@ -221,8 +255,8 @@ export function createBackend(init) {
       init.exited(id, '', e);
     }, () => { /* the monitor is gone */ });
   };
-  const watchExec = (id, c, execId, hostPid) => {
-    host.waitExit(hostPid).then((e) => {
+  const watchExec = (id, c, execId, hostPid, exited = host.waitExit(hostPid)) => {
+    exited.then((e) => {
       // kept until deleteExec: a signal to it is then "already finished", not "does not exist"
       const x = c.execs.get(execId);
       if (x && x.hostPid === hostPid) x.exited = true;
@@ -243,7 +277,7 @@ export function createBackend(init) {
         // For the C `delete` binary: `<binary> --root <root> delete --force <id>` after a dead daemon.
         fs.writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `binary=${c.binary}\nroot=${c.root}\n`, { mode: 0o600 });
         const pidFile = path.join(req.bundle, 'init.pid');
-        await spawnThroughMonitor('create', c, req.ioKey, req.stdio, ['--bundle', req.bundle, '--pid-file', pidFile, req.id]);
+        await createThroughMonitor(c, req.ioKey, req.stdio, [`--bundle=${req.bundle}`, `--pid-file=${pidFile}`, req.id]);
         c.sandboxPid = readPid(pidFile, 'create');
       } catch (e) {
         containers.delete(req.id);
@@ -280,15 +314,24 @@ export function createBackend(init) {
 
     async exec(req) {
       const c = containerOf(req.id);
-      const { pidFile, sandboxPidFile, processFile } = execFiles(c.bundle, req.execId);
+      const { sandboxPidFile, processFile } = execFiles(c.bundle, req.execId);
       fs.writeFileSync(processFile, JSON.stringify(req.spec), { mode: 0o600 });
+      fs.rmSync(sandboxPidFile, { force: true });
       try {
-        await spawnThroughMonitor('exec', c, req.ioKey, req.stdio,
-          ['--detach', '--process', processFile, '--pid-file', pidFile, '--internal-pid-file', sandboxPidFile, req.id]);
-        const hostPid = readPid(pidFile, 'exec');
-        const sandboxPid = readPid(sandboxPidFile, 'exec');
+        // Not `runsc exec --detach`: to detach, runsc re-executes itself without every argument that
+        // contains "detach", so a container id or bundle path with that word in it (a container named
+        // "web-detached") breaks it. The monitor runs the waiting `runsc exec` itself instead: it writes
+        // the pid inside the sandbox once the process runs, and exits with its status.
+        const { io, consoleArgs } = await stdioFor(req.ioKey, req.stdio);
+        const argv = [...globalArgs(c), 'exec', ...consoleArgs, `--process=${processFile}`, `--internal-pid-file=${sandboxPidFile}`, req.id];
+        const hostPid = await host.spawn({ ioKey: req.ioKey, cwd: c.bundle, ...io, argv });
+        const exited = host.waitExit(hostPid);
+        const sandboxPid = await pidFileOrExit(sandboxPidFile, exited, EXEC_START_MS);
+        // it exited before it wrote the pid: runsc failed (a process that ran and ended has written it)
+        if (sandboxPid === null) throw failure('exec', c, { code: (await exited).status, stdout: '', stderr: '' });
+        if (req.stdio.terminal) await host.consoleWait(req.ioKey, CONSOLE_WAIT_MS);
         c.execs.set(req.execId, { hostPid, sandboxPid, exited: false });
-        watchExec(req.id, c, req.execId, hostPid);
+        watchExec(req.id, c, req.execId, hostPid, exited);
         init.stateChanged(req.id);
         return { pid: hostPid };
       } finally {
@@ -300,8 +343,8 @@ export function createBackend(init) {
       const c = containers.get(id);
       if (!c) return;
       c.execs.delete(execId);
-      const { pidFile, sandboxPidFile, processFile } = execFiles(c.bundle, execId);
-      for (const f of [pidFile, sandboxPidFile, processFile]) fs.rmSync(f, { force: true });
+      const { sandboxPidFile, processFile } = execFiles(c.bundle, execId);
+      for (const f of [sandboxPidFile, processFile]) fs.rmSync(f, { force: true });
       init.stateChanged(id);
     },
 
