@@ -267,3 +267,36 @@ describe('plugins that cannot be used', () => {
     await assertGone(keeper);
   });
 });
+
+describe('the gvisor plugin across a daemon crash', () => {
+  gvisorTest('a new daemon adopts the container from the plugin\'s persisted state: an exec is still signalled inside the sandbox', async () => {
+    const cd = need();
+    const id = uniqueId('gv-crash');
+    await cd.ctrOk(['run', '-d', ...viaAnnotation(), suite.image(), id, 'sleep', '600']);
+    try {
+      const ex = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'trap "echo done; exit 6" TERM; echo ready; while :; do sleep 0.1; done']);
+      let out = '';
+      ex.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+      await waitFor(() => out.includes('ready'), WAIT_MS, { what: 'exec trap installed' });
+      // the daemon has recorded the started exec (its Start has returned) once task ps names it
+      await waitFor(async () => (await cd.ctrOk(['task', 'ps', id])).includes(psExecInfo(cd, 'survivor')), WAIT_MS, { what: 'exec recorded' });
+      const daemonFile = join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid');
+      const old = Number(readFileSync(daemonFile, 'utf8'));
+      process.kill(old, 'SIGKILL');
+      await waitFor(async () => (await taskStatus(id)) === 'RUNNING' && Number(readFileSync(daemonFile, 'utf8')) !== old, WAIT_MS,
+        { what: 'served by a new daemon' });
+      // the pid inside the sandbox came back from the state the plugin gave the earlier daemon
+      await cd.ctrOk(['task', 'kill', '--exec-id', 'survivor', '-s', 'SIGTERM', id]);
+      const r = await ex.result;
+      assert.deepEqual([r.code, out], [6, 'ready\ndone\n'], r.stderr);
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      await cd.ctrOk(['task', 'delete', id]);
+      await cd.ctrOk(['containers', 'rm', id]);
+      await assertGone(id);
+    } finally {
+      await cd.ctr(['task', 'delete', '--force', id]);
+      await cd.ctr(['containers', 'rm', id]);
+    }
+  });
+});
