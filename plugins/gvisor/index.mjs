@@ -35,10 +35,16 @@ import path from 'node:path';
 /** The contract version this file implements (BACKEND_API_VERSION). */
 export const apiVersion = 1;
 
-// Per-backend options: the options file has no table for a plugin's own keys (yet), so these are fixed.
-/** gVisor platform: ptrace works on every host (kvm needs a usable /dev/kvm, which many of these machines lack). */
-const PLATFORM = 'ptrace';
-/** The runtime binary, unless the options' BinaryName names a runsc (a file called runsc*). */
+// Options: the options file's [backends.gvisor] table, checked here (CreateRequest.options; at adopt, the
+// same table from the recorded config):
+//   binary    = "runsc"     the runsc executable (a name on PATH or a path); else the options' BinaryName
+//                           when it names a runsc*, else runsc
+//   platform  = "ptrace"    gVisor platform: ptrace works on every host (kvm needs a usable /dev/kvm)
+/** gVisor platform by default. */
+const DEFAULT_PLATFORM = 'ptrace';
+/** The platforms this plugin lets through to runsc. */
+const PLATFORMS = ['ptrace', 'kvm'];
+/** The runtime binary, unless the options name another. */
 const DEFAULT_BINARY = 'runsc';
 /** State directory of runsc, next to the runc one: `<dirname(Root)>/runsc/<namespace>` (default /run/tsrt/runsc/<ns>). */
 const STATE_DIR_NAME = 'runsc';
@@ -123,6 +129,7 @@ function networkMode(bundle) {
  * @property {string} bundle
  * @property {string} root           runsc --root
  * @property {string} binary         the runsc binary
+ * @property {string} platform       its --platform
  * @property {string} network        its --network (networkMode)
  * @property {number} sandboxPid     host pid of the sandbox (the init's exit is its exit)
  * @property {boolean} initExited
@@ -146,8 +153,21 @@ export function createBackend(init) {
   /** @type {Map<string, GvisorContainer>} */
   const containers = new Map();
 
-  const binaryFor = (config) => {
-    const wanted = path.basename(config.binaryName).startsWith('runsc') ? config.binaryName : DEFAULT_BINARY;
+  /** The [backends.gvisor] table, checked: unknown keys and wrong values are InvalidArgument naming them. */
+  const optionsOf = (table) => {
+    const o = table ?? {};
+    const known = ['binary', 'platform'];
+    const unknown = Object.keys(o).filter((k) => !known.includes(k));
+    if (unknown.length > 0) throw new InvalidArgumentError(`[backends.gvisor]: unknown key ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    if (o.binary !== undefined && (typeof o.binary !== 'string' || !o.binary)) throw new InvalidArgumentError('[backends.gvisor]: binary must be a non-empty string');
+    if (o.platform !== undefined && !PLATFORMS.includes(o.platform)) {
+      throw new InvalidArgumentError(`[backends.gvisor]: platform must be one of ${PLATFORMS.join(', ')}, not ${JSON.stringify(o.platform)}`);
+    }
+    return { binary: o.binary, platform: o.platform ?? DEFAULT_PLATFORM };
+  };
+
+  const binaryFor = (config, options) => {
+    const wanted = options.binary ?? (path.basename(config.binaryName).startsWith('runsc') ? config.binaryName : DEFAULT_BINARY);
     const found = resolveBinary(wanted);
     if (!found) throw new InvalidArgumentError(`gvisor backend: runtime binary ${JSON.stringify(wanted)} not found`);
     return found;
@@ -155,9 +175,11 @@ export function createBackend(init) {
   const rootFor = (config, namespace) => path.join(path.dirname(config.root), STATE_DIR_NAME, namespace);
 
   const track = (id, bundle, namespace, config, log, sandboxPid) => {
+    const options = optionsOf(config.backendOptions?.gvisor);
     /** @type {GvisorContainer} */
     const c = {
-      bundle, root: rootFor(config, namespace), binary: binaryFor(config), network: networkMode(bundle), sandboxPid, initExited: false,
+      bundle, root: rootFor(config, namespace), binary: binaryFor(config, options), platform: options.platform,
+      network: networkMode(bundle), sandboxPid, initExited: false,
       execs: new Map(), cgroups: new HostCgroups(log),
     };
     containers.set(id, c);
@@ -172,7 +194,7 @@ export function createBackend(init) {
 
   const logFile = (c) => path.join(c.bundle, 'runsc-log.json');
   const globalArgs = (c) => [
-    c.binary, '--root', c.root, `--platform=${PLATFORM}`, `--network=${c.network}`, `--log=${logFile(c)}`, '--log-format=json',
+    c.binary, '--root', c.root, `--platform=${c.platform}`, `--network=${c.network}`, `--log=${logFile(c)}`, '--log-format=json',
   ];
 
   const failure = (op, c, res) => {

@@ -39,9 +39,20 @@ function pluginFiles(dir: string): Map<string, string> {
     return out; // no plugin directory: built-ins only
   }
   for (const e of entries) {
+    const file = path.join(dir, e.name);
+    // a symbolic link counts as what it points to (a plugin installed as a link to its checkout)
+    let kind: 'file' | 'dir' | 'other' = e.isFile() ? 'file' : e.isDirectory() ? 'dir' : 'other';
+    if (e.isSymbolicLink()) {
+      try {
+        const st = fs.statSync(file);
+        kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+      } catch { /* a dangling link: not a plugin */ }
+    }
     const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*?)\.(mjs|js)$/.exec(e.name);
-    if (m && (e.isFile() || e.isSymbolicLink())) out.set(m[1]!, path.join(dir, e.name));
-    else if (e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'index.mjs'))) out.set(e.name, path.join(dir, e.name, 'index.mjs'));
+    if (m && kind === 'file') out.set(m[1]!, file);
+    else if (kind === 'dir' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(e.name) && fs.existsSync(path.join(file, 'index.mjs'))) {
+      out.set(e.name, path.join(file, 'index.mjs'));
+    }
   }
   return out;
 }

@@ -16,6 +16,7 @@ import {
   mountsUnder,
   processesWithCwdUnder,
   psExecInfo,
+  removeContainer,
   shimSocketPath,
   taskStatus as harnessTaskStatus,
   tsrtDaemonDir,
@@ -55,7 +56,8 @@ function ensurePluginDir(): void {
   annotationCfg = join(root, 'plugins.toml');
   writeFileSync(annotationCfg, `PluginDir = ${JSON.stringify(pluginDir)}\nRoot = ${JSON.stringify(runcRoot)}\n`);
   backendCfg = join(root, 'gvisor-default.toml');
-  writeFileSync(backendCfg, `PluginDir = ${JSON.stringify(pluginDir)}\nRoot = ${JSON.stringify(runcRoot)}\nBackend = "gvisor"\n`);
+  writeFileSync(backendCfg, `PluginDir = ${JSON.stringify(pluginDir)}\nRoot = ${JSON.stringify(runcRoot)}\nBackend = "gvisor"\n` +
+    '[backends.gvisor]\nplatform = "ptrace"\nbinary = "runsc"\n');
 }
 
 const viaAnnotation = (): string[] => (ensurePluginDir(), ['--runtime', TSRT_V2, '--runtime-config-path', annotationCfg, '--annotation', 'io.tsrt.backend=gvisor']);
@@ -212,6 +214,23 @@ describe('the gvisor plugin, picked by the options\' Backend', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.notEqual(r.stdout.trim(), release());
     await assertGone(id);
+  });
+
+  gvisorTest('[backends.gvisor]: an unknown key or a platform it does not know is refused, naming it', async () => {
+    ensurePluginDir();
+    for (const [table, expect] of [
+      ['platfrom = "ptrace"', /\[backends\.gvisor\]: unknown key platfrom \(known: binary, platform\)/],
+      ['platform = "warp"', /\[backends\.gvisor\]: platform must be one of ptrace, kvm, not "warp"/],
+    ] as const) {
+      const cfg = join(need().root, 'gvisor-bad-table.toml');
+      writeFileSync(cfg, `PluginDir = ${JSON.stringify(pluginDir)}\nRoot = ${JSON.stringify(runcRoot)}\nBackend = "gvisor"\n[backends.gvisor]\n${table}\n`);
+      const id = uniqueId('gv-table');
+      const r = await need().ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, suite.image(), id, 'true'], { timeoutMs: CMD_MS });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, expect);
+      await removeContainer(need(), id);
+      await assertGone(id);
+    }
   });
 });
 

@@ -35,6 +35,9 @@ const nofactory = plugin('nofactory.mjs', `export const apiVersion = ${BACKEND_A
 const throwing = plugin('throws.mjs', `export const apiVersion = ${BACKEND_API_VERSION};\nexport function createBackend() { throw new Error('no agent image configured'); }\n`);
 const partial = plugin('partial.mjs', `export const apiVersion = ${BACKEND_API_VERSION};\nexport function createBackend() { return { name: 'partial', create: async () => ({ pid: 1 }) }; }\n`);
 plugin('README.txt', 'not a plugin');
+// installed as links: a directory plugin linked in, and a dangling link (not a plugin)
+fs.symlinkSync(path.join(dir, 'nested'), path.join(dir, 'linked'));
+fs.symlinkSync(path.join(dir, 'gone'), path.join(dir, 'dangling.mjs'));
 
 const init = (): BackendInit => ({
   api: backendApi, group: { id: 'g', namespace: 'ns' }, log: { debug() {}, info() {}, warn() {}, error() {} },
@@ -42,13 +45,13 @@ const init = (): BackendInit => ({
   host: {} as BackendInit['host'],
 });
 
-test('plugins are found by file name (name.mjs, name/index.mjs) beside the built-ins', () => {
-  assert.deepEqual(backendNames(dir), ['memory', 'nested', 'nofactory', 'oldapi', 'partial', 'runc', 'syntax', 'throws']);
+test('plugins are found by file name (name.mjs, name/index.mjs, also through symbolic links) beside the built-ins', () => {
+  assert.deepEqual(backendNames(dir), ['linked', 'memory', 'nested', 'nofactory', 'oldapi', 'partial', 'runc', 'syntax', 'throws']);
   assert.deepEqual(backendNames(path.join(dir, 'no-such-dir')), ['runc']);
 });
 
 test('a good plugin loads; its backend reaches the API it was given (error classes with their codes)', async () => {
-  for (const name of ['memory', 'nested']) {
+  for (const name of ['memory', 'nested', 'linked']) {
     const backend = (await loadBackend(name, dir))(init());
     assert.equal(backend.name, 'memory');
     await assert.rejects(backend.stats('c1'), (e: { code?: number; message?: string }) =>
@@ -87,5 +90,5 @@ test('a factory that throws, and a backend that lacks methods, are refused when 
 
 test('an unknown backend is InvalidArgument, listing what is available', async () => {
   await assert.rejects(loadBackend('gvisorr', dir), (e: { code?: number; message?: string }) =>
-    e.code === Code.InvalidArgument && /unknown backend "gvisorr" \(available: memory, nested, .*runc.*\)/.test(e.message ?? ''));
+    e.code === Code.InvalidArgument && /unknown backend "gvisorr" \(available: linked, memory, nested, .*runc.*\)/.test(e.message ?? ''));
 });
