@@ -29,7 +29,7 @@ interface Cell {
 const testFiles = (dir: string): string[] =>
   readdirSync(join(REPO_ROOT, dir)).filter((f) => f.endsWith('.test.ts')).sort().map((f) => join(dir, f));
 const LIFECYCLE = ['test/integration/oracle.test.ts', 'test/integration/tsrt-lifecycle.test.ts', 'test/integration/tsrt-daemon-crash.test.ts',
-  'test/integration/task-api-version.test.ts'];
+  'test/integration/task-api-version.test.ts', 'test/integration/grpc-transport.test.ts'];
 const cacheDir = join(IMAGE_CACHE_DIR, 'containerd');
 
 const CELLS: Cell[] = [

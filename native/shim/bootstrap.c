@@ -143,7 +143,7 @@ static void put_json_string(struct buf *b, const char *s)
 	buf_put(b, "\"", 1);
 }
 
-void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, struct buf *out)
+void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, const char *protocol, struct buf *out)
 {
 	switch (kind) {
 	case REPLY_ADDRESS:
@@ -154,7 +154,9 @@ void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, stru
 		/* the field order of pkg/shim's BootstrapParams struct: version, address, protocol */
 		buf_put(out, kind == REPLY_JSON_V2 ? "{\"version\":2,\"address\":" : "{\"version\":3,\"address\":", 23);
 		put_json_string(out, address);
-		buf_put(out, ",\"protocol\":\"ttrpc\"}", 20);
+		buf_put(out, ",\"protocol\":", 12);
+		put_json_string(out, protocol);
+		buf_put(out, "}", 1);
 		return;
 	case REPLY_PROTO_V3:
 		/* BootstrapResult: version = 1, address = 2, protocol = 3 (no capabilities, no metadata).
@@ -162,7 +164,7 @@ void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, stru
 		 * 2.3): these bytes begin with 0x08 and end with "ttrpc", so trimming leaves them whole. */
 		pb_put_uint(out, 1, 3);
 		pb_put_string(out, 2, address);
-		pb_put_string(out, 3, "ttrpc");
+		pb_put_string(out, 3, protocol);
 		return;
 	}
 }

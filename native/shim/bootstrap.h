@@ -44,7 +44,9 @@ void bootstrap_params_free(struct bootstrap_params *p);
 /* The reply for a caller that sent no BootstrapParams, from MAX_SHIM_VERSION and -publish-binary. */
 enum bootstrap_reply bootstrap_legacy_reply(const char *publish_binary);
 
-/* The reply's bytes, as containerd's own shim library writes them (Go's encoding/json, proto.Marshal). */
-void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, struct buf *out);
+/* The reply's bytes, as containerd's own shim library writes them (Go's encoding/json, proto.Marshal).
+ * protocol is "ttrpc" or "grpc" (bare address: ttrpc only); a gRPC address is a socket path, without
+ * the unix:// that containerd adds itself. */
+void bootstrap_reply_encode(enum bootstrap_reply kind, const char *address, const char *protocol, struct buf *out);
 
 #endif

@@ -154,7 +154,9 @@ void monitor_run(const struct monitor_cfg *c)
 		_exit(1);
 	control_init(cfg);
 	proxy_init(cfg);
-	logm(LV_INFO, "monitor started on %s", cfg->shim_address);
+	logm(LV_INFO, "monitor started on %s (%s)", cfg->shim_address, cfg->grpc ? "gRPC" : "ttrpc");
+	if (cfg->transport_note)
+		logm(LV_WARN, "%s", cfg->transport_note);
 	/* children exited before the signalfd existed are reaped here */
 	reap();
 

@@ -17,6 +17,8 @@ struct monitor_cfg {
 	const char *namespace;
 	const char *id;
 	int debug;
+	int grpc;                  /* serve gRPC (HTTP/2, grpc.c) instead of ttrpc on the socket */
+	const char *transport_note; /* why gRPC was configured but not answered, logged as a warning */
 	struct daemon_cfg daemon;
 };
 

@@ -6,9 +6,14 @@
  * the lost daemon had received (in full or in part) but not answered are either replayed to the
  * next daemon, whole and in their original order, when they are safe to run twice (task Wait,
  * State, Connect, Pids, Stats), or answered with a ttrpc error (UNAVAILABLE) by the monitor.
- * Requests still buffered go to the next daemon after the replayed ones. */
+ * Requests still buffered go to the next daemon after the replayed ones.
+ *
+ * A monitor started for gRPC puts an HTTP/2 server (grpc.c) on the containerd side of each pair: it
+ * appends a ttrpc request frame to c2p for each call and takes the ttrpc frames in p2c as the answers,
+ * so everything above works on the same ttrpc stream for both transports. */
 #include "proxy.h"
 #include "buf.h"
+#include "grpc.h"
 #include "log.h"
 #include "util.h"
 
@@ -56,6 +61,7 @@ struct pair {
 	int cur_answered;         /* the daemon answered it before it had all of it */
 	size_t kept;              /* bytes of cur and of the pending copies (at most KEEP_CAP) */
 	int dead;
+	struct h2conn *h2;        /* gRPC: the HTTP/2 server session on cfd (NULL: ttrpc bytes) */
 };
 
 static const struct monitor_cfg *cfg;
@@ -415,6 +421,16 @@ static void pump(struct pair *p)
 		}
 		buf_drop(&p->c2p, (size_t)w);
 	}
+	if (p->h2) {
+		/* answers become HTTP/2 output; taking frames stops while that output backs up */
+		for (size_t before = SIZE_MAX; !p->dead && p->p2c.len < before;) {
+			before = p->p2c.len;
+			grpc_conn_from_daemon(p->h2, &p->p2c);
+			if (grpc_conn_flush(p->h2, p->cfd) < 0 || grpc_conn_done(p->h2))
+				p->dead = 1;
+		}
+		return;
+	}
 	while (p->p2c.len > 0) {
 		ssize_t w = send(p->cfd, buf_head(&p->p2c), p->p2c.len, MSG_NOSIGNAL);
 		if (w < 0) {
@@ -430,6 +446,15 @@ static void pump(struct pair *p)
 
 static void read_containerd(struct pair *p)
 {
+	if (p->h2) {
+		static uint8_t in[CHUNK];
+		ssize_t r = read(p->cfd, in, sizeof in);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			p->dead = 1;
+		else if (r > 0 && grpc_conn_recv(p->h2, in, (size_t)r, &p->c2p) < 0)
+			p->dead = 1;
+		return;
+	}
 	ssize_t r = buf_fill(&p->c2p, p->cfd, CHUNK);
 	if (r == 0 || (r < 0 && errno != EAGAIN))
 		p->dead = 1;
@@ -468,6 +493,7 @@ static void free_pair(struct pair *p)
 		free(p->pending[i].frame);
 	free(p->pending);
 	free(p->cur);
+	grpc_conn_free(p->h2);
 	free(p);
 }
 
@@ -505,6 +531,12 @@ int proxy_accept(int lfd)
 		memset(p, 0, sizeof *p);
 		p->cfd = fd;
 		p->pfd = -1;
+		if (cfg->grpc && !(p->h2 = grpc_conn_new())) {
+			logm(LV_ERROR, "cannot start an HTTP/2 session; closing the connection");
+			close(fd);
+			free(p);
+			continue;
+		}
 		p->next = pairs;
 		pairs = p;
 		npairs++;
@@ -519,17 +551,31 @@ size_t proxy_slots(void)
 	return 2 * npairs;
 }
 
+/* How much of the daemon's output p2c may hold before reading stops: an answer for gRPC is turned
+ * into HTTP/2 only once whole, so a frame larger than LIMIT may be read in full. */
+static size_t p2c_limit(const struct pair *p)
+{
+	size_t need = p->h2 ? grpc_frame_need(&p->p2c) : 0;
+	return need > LIMIT ? need : LIMIT;
+}
+
+/* Output for containerd is waiting. */
+static int to_containerd(struct pair *p)
+{
+	return p->h2 ? grpc_conn_want_write(p->h2) : p->p2c.len > 0;
+}
+
 void proxy_fill(struct pollfd *pfd)
 {
 	size_t i = 0;
 	for (struct pair *p = pairs; p; p = p->next, i += 2) {
 		pfd[i].fd = p->cfd;
-		pfd[i].events = (short)((p->c2p.len < LIMIT ? POLLIN : 0) | (p->p2c.len ? POLLOUT : 0));
+		pfd[i].events = (short)((p->c2p.len < LIMIT ? POLLIN : 0) | (to_containerd(p) ? POLLOUT : 0));
 		pfd[i + 1].fd = p->pfd;
 		pfd[i + 1].events = 0;
 		if (p->pfd >= 0) {
 			int want_out = p->hello_off < hello_len || (!p->discard && p->c2p.len > 0);
-			pfd[i + 1].events = (short)((p->p2c.len < LIMIT ? POLLIN : 0) | (want_out ? POLLOUT : 0));
+			pfd[i + 1].events = (short)((p->p2c.len < p2c_limit(p) ? POLLIN : 0) | (want_out ? POLLOUT : 0));
 		}
 	}
 }
@@ -603,7 +649,7 @@ void proxy_drain(int timeout_ms)
 					break;
 			}
 			pump(p);
-			if (!p->dead && p->p2c.len > 0)
+			if (!p->dead && to_containerd(p))
 				waiting++;
 		}
 		int64_t left = end - mono_ms();
@@ -612,7 +658,7 @@ void proxy_drain(int timeout_ms)
 		struct pollfd *pfd = xrealloc(NULL, waiting * sizeof *pfd);
 		size_t i = 0;
 		for (struct pair *p = pairs; p && i < waiting; p = p->next)
-			if (!p->dead && p->p2c.len > 0)
+			if (!p->dead && to_containerd(p))
 				pfd[i++] = (struct pollfd){ .fd = p->cfd, .events = POLLOUT };
 		int rc = poll(pfd, i, (int)left);
 		free(pfd);

@@ -4,10 +4,12 @@
 #include "bootstrap.h"
 #include "buf.h"
 #include "daemon.h"
+#include "grpc.h"
 #include "json.h"
 #include "monitor.h"
 #include "sha256.h"
 #include "shim.h"
+#include "transport.h"
 #include "util.h"
 
 #include <errno.h>
@@ -25,6 +27,7 @@
 #define STDIN_MAX (10u << 20) /* what containerd's pkg/shim reads of stdin at most */
 
 static struct monitor_cfg mc;
+static const char *protocol = "ttrpc";
 
 /* All of stdin (containerd writes it from memory and then closes it); bytes past STDIN_MAX are read
  * and dropped. */
@@ -96,7 +99,8 @@ static int socket_alive(const char *path)
 static int write_reply(enum bootstrap_reply kind)
 {
 	struct buf out = { 0 };
-	bootstrap_reply_encode(kind, mc.shim_address, &out);
+	/* containerd dials a gRPC address as a unix socket path (it adds the unix:// itself) */
+	bootstrap_reply_encode(kind, mc.grpc ? mc.sock_path : mc.shim_address, protocol, &out);
 	int rc = write_all(1, buf_head(&out), out.len);
 	int e = errno;
 	buf_free(&out);
@@ -104,13 +108,43 @@ static int write_reply(enum bootstrap_reply kind)
 	return rc;
 }
 
-/* <bundle>/address = address, atomically. 0 or -1 with errno. */
-static int write_address(const char *bundle, const char *address)
+/* <bundle>/address = address, atomically. 0 or -1 with errno. For gRPC it is the reply itself:
+ * containerd 1.7 reads this file back through its start-reply parser when it reconnects after a
+ * restart, and a bare address would mean ttrpc. */
+static int write_address(const char *bundle, const char *address, enum bootstrap_reply kind)
 {
 	char path[PATH_MAX];
 	if (fmt_path(path, sizeof path, "%s/address", bundle) < 0)
 		return -1;
-	return write_file_atomic(path, address, strlen(address), 0644);
+	if (!mc.grpc)
+		return write_file_atomic(path, address, strlen(address), 0644);
+	struct buf out = { 0 };
+	bootstrap_reply_encode(kind, mc.sock_path, protocol, &out);
+	int rc = write_file_atomic(path, (const char *)buf_head(&out), out.len, 0644);
+	int e = errno;
+	buf_free(&out);
+	errno = e;
+	return rc;
+}
+
+/* gRPC when the options ask for it and containerd takes it (docs/grpc-transport.md): only the version
+ * 2 JSON reply (containerd 1.7) carries it; else ttrpc, and the monitor logs why. */
+static void choose_transport(enum transport want, enum bootstrap_reply reply)
+{
+	if (want != TRANSPORT_GRPC)
+		return;
+	if (reply != REPLY_JSON_V2) {
+		mc.transport_note = reply == REPLY_ADDRESS
+			? "runtime option Transport = \"grpc\": containerd 1.6 takes only a ttrpc address; serving ttrpc"
+			: "runtime option Transport = \"grpc\": containerd 2.x drops a gRPC shim's tasks right after start "
+			  "(it takes the new channel's IDLE state for a lost connection; docs/grpc-transport.md); serving ttrpc";
+		return;
+	}
+	char err[256];
+	if (grpc_load(err, sizeof err) < 0)
+		die("runtime option Transport = \"grpc\": %s", err);
+	mc.grpc = 1;
+	protocol = "grpc";
 }
 
 /* Bind the shim socket; 1 when another monitor already serves it, 0 when we own mc.listen_fd. */
@@ -179,8 +213,13 @@ int cmd_start(const struct shim_opts *o)
 	 * earlier releases the runtime options, which start does not need (Create brings them too). */
 	struct bootstrap_params bp;
 	int boot = bootstrap_params_parse(buf_head(&in), in.len, o->id, o->namespace, &bp);
+	enum transport want;
+	char terr[256];
+	if (transport_from_stdin(buf_head(&in), in.len, boot, &want, terr, sizeof terr) < 0)
+		die("%s", terr);
 	buf_free(&in);
 	enum bootstrap_reply reply = boot ? REPLY_PROTO_V3 : bootstrap_legacy_reply(o->publish_binary);
+	choose_transport(want, reply);
 	const char *address = boot && bp.grpc_address[0] ? bp.grpc_address : o->address;
 	const char *socket_dir = boot && bp.socket_dir[0] ? bp.socket_dir : SOCKET_DIR;
 	if (boot) {
@@ -204,6 +243,11 @@ int cmd_start(const struct shim_opts *o)
 	char input[3 * PATH_MAX];
 	if (path_join3(input, sizeof input, address, o->namespace, group) < 0)
 		die("socket hash input too long");
+	/* a gRPC monitor is not one a ttrpc container of the same group may join, nor the reverse */
+	if (mc.grpc && strlen(input) + 6 > sizeof input)
+		die("socket hash input too long");
+	if (mc.grpc)
+		strcat(input, "#grpc");
 	free(group);
 	sha256_hex(input, strlen(input), mc.monitor_id);
 	int r = o->socket[0] ? fmt_path(mc.sock_path, sizeof mc.sock_path, "%s", o->socket)
@@ -217,7 +261,7 @@ int cmd_start(const struct shim_opts *o)
 
 	if (claim_socket()) {
 		/* another monitor serves this group: point this bundle at it */
-		if (write_address(mc.bundle, mc.shim_address) < 0)
+		if (write_address(mc.bundle, mc.shim_address, reply) < 0)
 			die("write %s/address: %s", mc.bundle, strerror(errno));
 		if (write_reply(reply) < 0)
 			die("write address to stdout: %s", strerror(errno));
@@ -234,7 +278,7 @@ int cmd_start(const struct shim_opts *o)
 	}
 
 	/* before the fork, so that a failure leaves no monitor behind */
-	if (write_address(mc.bundle, mc.shim_address) < 0)
+	if (write_address(mc.bundle, mc.shim_address, reply) < 0)
 		fail_owned("write address file", errno);
 
 	pid_t pid = fork();

@@ -52,6 +52,12 @@ export interface RuntimeConfig {
    * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
    */
   metricsAddress: string;
+  /**
+   * How containerd reaches the shim: 'ttrpc', or 'grpc' where containerd can take it (1.7; see
+   * docs/grpc-transport.md). `start` reads it (native/shim/transport.c) before any Create; here it is only
+   * validated. Records written before this key existed lack it.
+   */
+  transport: 'ttrpc' | 'grpc';
 }
 
 export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
@@ -67,6 +73,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   pluginDir: '/etc/tsrt/plugins',
   backendOptions: {},
   metricsAddress: '',
+  transport: 'ttrpc',
 };
 
 /** An option that was set but that tsrt does not act on: the message says which and why. */
@@ -103,6 +110,7 @@ const KEYS: Record<string, Setter> = {
   PluginDir: (c, v, f) => { c.pluginDir = absolutePath(v, 'PluginDir', f); },
   backends: (c, v, f) => { c.backendOptions = backendTables(v, f); },
   MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
+  Transport: (c, v, f) => { c.transport = transport(v, f); },
   // runc's keys that tsrt cannot honour: type-checked, then a warning when set
   CriuPath: (_c, v, f, w) => { if (str(v, 'CriuPath', f, true)) ignored('CriuPath', v, f, w); },
   CriuImagePath: (_c, v, f, w) => { if (str(v, 'CriuImagePath', f, true)) ignored('CriuImagePath', v, f, w); },
@@ -156,6 +164,12 @@ function absolutePath(v: unknown, key: string, file: string): string {
   const p = str(v, key, file);
   if (!path.isAbsolute(p)) throw new InvalidArgumentError(`${file}: ${key} must be an absolute path`);
   return path.normalize(p);
+}
+function transport(v: unknown, file: string): 'ttrpc' | 'grpc' {
+  if (v !== 'ttrpc' && v !== 'grpc') {
+    throw new InvalidArgumentError(`${file}: Transport must be "ttrpc" or "grpc" (got ${typeof v === 'bigint' ? String(v) : JSON.stringify(v)})`);
+  }
+  return v;
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);

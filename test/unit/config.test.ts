@@ -218,3 +218,18 @@ test('containerd.linux.runc.CreateOptions (ctr 1.6 task options): the runc field
   configFromOptions({ typeUrl: 'containerd.linux.runc.CreateOptions', value: containerd.linux.runc.CreateOptions.encode({ emptyNamespaces: [] }).finish() }, w2.warn);
   assert.equal(w2.seen.length, 0);
 });
+
+test('Transport: ttrpc by default, "ttrpc" and "grpc" accepted (file and CRI table), anything else refused', () => {
+  assert.equal(DEFAULT_CONFIG.transport, 'ttrpc');
+  const f = path.join(tmp, 'transport.toml');
+  fs.writeFileSync(f, 'Transport = "grpc"\nBinaryName = "crun"\n');
+  assert.equal(configFromOptions(runtimeOptions(f)).transport, 'grpc');
+  fs.writeFileSync(f, 'Transport = "ttrpc"\n');
+  assert.equal(configFromOptions(runtimeOptions(f)).transport, 'ttrpc');
+  assert.equal(readConfigBody(Buffer.from('TypeUrl = ""\nConfigPath = ""\nTransport = "grpc"\n')).transport, 'grpc');
+  for (const bad of ['"GRPC"', '"http2"', '1', 'true']) {
+    fs.writeFileSync(f, `Transport = ${bad}\n`);
+    assert.throws(() => configFromOptions(runtimeOptions(f)), (e: { code: number; message: string }) =>
+      e.code === Code.InvalidArgument && e.message === `${f}: Transport must be "ttrpc" or "grpc" (got ${bad}): invalid argument`);
+  }
+});
