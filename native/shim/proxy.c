@@ -70,19 +70,6 @@ static size_t npairs;
 static uint8_t hello[80];
 static size_t hello_len;
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* Consume bytes up to the end of the header or of the frame; *ev tells which ended. */
 static size_t tf_step(struct tf *t, const uint8_t *p, size_t n, int *ev)
 {

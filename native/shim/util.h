@@ -63,4 +63,18 @@ void close_fds_from(int low, int keep);
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t mono_ms(void);
 
+/* Big-endian 32-bit integers of the wire formats (ttrpc frame headers, gRPC message prefixes). */
+static inline uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 #endif
