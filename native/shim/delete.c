@@ -1,5 +1,7 @@
-/* `delete`: clean up one container after its shim is gone (or as the last teardown step):
- * `<runtime> --root <root> delete --force <id>`, unmount rootfs, print a DeleteResponse. */
+/* `delete`: clean up one container after its shim is gone (or as the last teardown step): run the
+ * cleanup command its backend wrote into the bundle (`tsrt-cleanup`; bundles of older daemons have
+ * `tsrt-runtime`, from which `<runtime> --root <root> delete --force <id>` is made), unmount rootfs,
+ * print a DeleteResponse. */
 #include "buf.h"
 #include "mountopts.h"
 #include "pb.h"
@@ -10,6 +12,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #define RUNTIME_DELETE_TIMEOUT_MS 4000
+#define CLEANUP_MAX_ARGS 64
 
 struct runtime_info {
 	char *wrapper; /* a command the runtime runs under (tsrt-hybrid-exec for crun on hybrid cgroups) */
@@ -59,6 +63,45 @@ static void read_runtime(const char *bundle, struct runtime_info *ri)
 	free(text);
 }
 
+/* <bundle>/tsrt-cleanup: the backend's cleanup command, one argument per line (no empty line, at most
+ * CLEANUP_MAX_ARGS). NULL when there is none (or it is malformed: then with a warning); else a
+ * NULL-terminated argv whose strings point into *text (free both). */
+static char **read_cleanup(const char *bundle, char **text)
+{
+	char path[PATH_MAX];
+	*text = NULL;
+	if (fmt_path(path, sizeof path, "%s/tsrt-cleanup", bundle) < 0 || read_file(path, text, NULL, 1u << 16) < 0) {
+		if (errno != ENOENT)
+			warnmsg("read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char **argv = xrealloc(NULL, (CLEANUP_MAX_ARGS + 1) * sizeof *argv);
+	int k = 0;
+	for (char *line = *text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (!*line || k == CLEANUP_MAX_ARGS) {
+			warnmsg("%s: %s; ignored", path, *line ? "too many arguments" : "an empty argument");
+			free(argv);
+			free(*text);
+			*text = NULL;
+			return NULL;
+		}
+		argv[k++] = line;
+		line = nl ? nl + 1 : NULL;
+	}
+	argv[k] = NULL;
+	if (k == 0) {
+		warnmsg("%s is empty; ignored", path);
+		free(argv);
+		free(*text);
+		*text = NULL;
+		return NULL;
+	}
+	return argv;
+}
+
 /* Wait for pid, killing it after the timeout. Returns the wait status, or -1. */
 static int wait_bounded(pid_t pid)
 {
@@ -82,6 +125,37 @@ static int wait_bounded(pid_t pid)
 	return st;
 }
 
+/* Run argv in the bundle, /dev/null as stdio, bounded by RUNTIME_DELETE_TIMEOUT_MS; warn on failure. */
+static void run_cleanup(char *const argv[], const char *bundle)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		warnmsg("fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		if (child_devnull_stdio() < 0 || chdir(bundle) < 0)
+			_exit(126);
+		close_fds_from(3, -1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st = wait_bounded(pid);
+	char cmd[512] = "";
+	for (size_t k = 0, n = 0; argv[k] && n < sizeof cmd; k++) {
+		int w = snprintf(cmd + n, sizeof cmd - n, "%s%s", k ? " " : "", argv[k]);
+		n += w > 0 ? (size_t)w : 0;
+	}
+	if (st < 0)
+		warnmsg("wait for %s: %s", argv[0], strerror(errno));
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+		warnmsg("could not run %s", argv[0]);
+	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		warnmsg("%s failed (status %d)", cmd, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+/* What a bundle of an older daemon says: `[wrapper] <binary> [--root <root>] delete --force <id>`. */
 static void runtime_delete(const struct runtime_info *ri, const char *bundle, const char *id)
 {
 	char *argv[9];
@@ -97,27 +171,35 @@ static void runtime_delete(const struct runtime_info *ri, const char *bundle, co
 	argv[k++] = "--force";
 	argv[k++] = (char *)id;
 	argv[k] = NULL;
-	pid_t pid = fork();
-	if (pid < 0) {
-		warnmsg("fork: %s", strerror(errno));
+	run_cleanup(argv, bundle);
+}
+
+/* The shim socket named in <bundle>/address (`unix://<path>`, or the gRPC reply's JSON with an
+ * "address"), removed when nothing listens on it any more: its monitor was killed, and neither
+ * containerd nor a later start would remove it. A live monitor's socket (other containers of its pod)
+ * is left alone. */
+static void remove_dead_socket(const char *bundle)
+{
+	char path[PATH_MAX], *text;
+	if (fmt_path(path, sizeof path, "%s/address", bundle) < 0 || read_file(path, &text, NULL, 4096) < 0)
 		return;
+	char *p = strstr(text, "unix://");
+	if (p) {
+		p += 7;
+	} else if ((p = strstr(text, "\"address\":\""))) {
+		p += 11;
 	}
-	if (pid == 0) {
-		child_reset_signals();
-		if (child_devnull_stdio() < 0 || chdir(bundle) < 0)
-			_exit(126);
-		close_fds_from(3, -1);
-		execvp(argv[0], argv);
-		_exit(127);
+	if (p) {
+		p[strcspn(p, "\"\n\r")] = '\0';
+		/* only what start names a shim socket: an absolute path ending in /<64 hex digits> */
+		const char *base = strrchr(p, '/');
+		int ours = p[0] == '/' && base && strlen(base + 1) == 64 && strspn(base + 1, "0123456789abcdef") == 64;
+		if (ours && !unix_socket_alive(p)) {
+			if (unlink(p) < 0 && errno != ENOENT)
+				warnmsg("remove the dead shim socket %s: %s", p, strerror(errno));
+		}
 	}
-	int st = wait_bounded(pid);
-	if (st < 0)
-		warnmsg("wait for %s: %s", ri->binary, strerror(errno));
-	else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
-		warnmsg("could not run %s", ri->binary);
-	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		warnmsg("%s delete --force %s failed (status %d)", ri->binary, id,
-			WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	free(text);
 }
 
 static uint32_t read_init_pid(const char *bundle)
@@ -159,13 +241,23 @@ int cmd_delete(const struct shim_opts *o)
 		die("getcwd: %s", strerror(errno));
 	}
 
-	struct runtime_info ri;
-	read_runtime(bundle, &ri);
-	if (ri.binary && o->id[0])
-		runtime_delete(&ri, bundle, o->id);
-	free(ri.binary);
-	free(ri.root);
-	free(ri.wrapper);
+	char *text;
+	char **cleanup = read_cleanup(bundle, &text);
+	if (cleanup) {
+		run_cleanup(cleanup, bundle);
+		free(cleanup);
+		free(text);
+	} else {
+		struct runtime_info ri;
+		read_runtime(bundle, &ri);
+		if (ri.binary && o->id[0])
+			runtime_delete(&ri, bundle, o->id);
+		free(ri.binary);
+		free(ri.root);
+		free(ri.wrapper);
+	}
+
+	remove_dead_socket(bundle);
 
 	char rootfs[PATH_MAX];
 	if (fmt_path(rootfs, sizeof rootfs, "%s/rootfs", bundle) == 0) {

@@ -78,22 +78,6 @@ static int bind_listen(const char *path)
 }
 
 /* Is a live server behind path? A connect within 100 ms, or a full backlog, says yes. */
-static int socket_alive(const char *path)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	if (unix_sockaddr(&sa, &len, path) < 0)
-		return 0;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	struct timeval tv = { 0, 100 * 1000 };
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	int rc = connect(fd, (struct sockaddr *)&sa, len);
-	int e = errno;
-	close(fd);
-	return rc == 0 || e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT || e == EINTR;
-}
 
 /* The reply on stdout: 0 or -1 with errno. */
 static int write_reply(enum bootstrap_reply kind)
@@ -165,7 +149,7 @@ static int claim_socket(void)
 			;
 	int fd = bind_listen(path);
 	if (fd == -EADDRINUSE) {
-		if (socket_alive(path)) {
+		if (unix_socket_alive(path)) {
 			if (lock >= 0)
 				close(lock);
 			return 1;

@@ -344,6 +344,23 @@ int unix_sockaddr(struct sockaddr_un *sa, socklen_t *len, const char *path)
 	return 0;
 }
 
+int unix_socket_alive(const char *path)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (unix_sockaddr(&sa, &len, path) < 0)
+		return 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	struct timeval tv = { 0, 100 * 1000 };
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int rc = connect(fd, (struct sockaddr *)&sa, len);
+	int e = errno;
+	close(fd);
+	return rc == 0 || e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT || e == EINTR;
+}
+
 void child_reset_signals(void)
 {
 	sigset_t none;

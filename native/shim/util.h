@@ -52,6 +52,8 @@ int path_join3(char *out, size_t size, const char *a, const char *b, const char 
 
 /* Fill a sockaddr_un for a filesystem path. 0 or -1 (errno ENAMETOOLONG). */
 int unix_sockaddr(struct sockaddr_un *sa, socklen_t *len, const char *path);
+/* Something listens on the unix socket at path (a connect succeeds, or is only slow). */
+int unix_socket_alive(const char *path);
 
 /* In a freshly forked child: empty signal mask, default dispositions. */
 void child_reset_signals(void);

@@ -48,8 +48,6 @@ const PLATFORMS = ['ptrace', 'kvm'];
 const DEFAULT_BINARY = 'runsc';
 /** State directory of runsc, next to the runc one: `<dirname(Root)>/runsc/<namespace>` (default /run/tsrt/runsc/<ns>). */
 const STATE_DIR_NAME = 'runsc';
-/** The file the C `delete` binary reads to clean up after a dead daemon (see native/shim/delete.c). */
-const RUNTIME_STATE_FILE = 'tsrt-runtime';
 /** How long runsc may take to hand the pty master over after create/exec returned. */
 const CONSOLE_WAIT_MS = 10_000;
 /** How long `runsc exec` may take to start the process (it normally takes tens of milliseconds). */
@@ -296,8 +294,8 @@ export function createBackend(init) {
       const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
       try {
         fs.mkdirSync(c.root, { recursive: true, mode: 0o711 });
-        // For the C `delete` binary: `<binary> --root <root> delete --force <id>` after a dead daemon.
-        fs.writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `binary=${c.binary}\nroot=${c.root}\n`, { mode: 0o600 });
+        // what the C `delete` binary runs after a dead daemon
+        api.writeCleanupCommand(req.bundle, [c.binary, '--root', c.root, 'delete', '--force', req.id]);
         const pidFile = path.join(req.bundle, 'init.pid');
         await createThroughMonitor(c, req.ioKey, req.stdio, [`--bundle=${req.bundle}`, `--pid-file=${pidFile}`, req.id]);
         c.sandboxPid = readPid(pidFile, 'create');

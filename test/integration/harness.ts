@@ -637,6 +637,10 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     for (const [n, ids] of known) {
       for (const id of ids) {
         const dir = c.bundleDir(id, n);
+        // the backend's cleanup command (`<binary> --root <root> delete --force <id>`), or an older
+        // daemon's tsrt-runtime lines
+        const cleanup = (readText(join(dir, 'tsrt-cleanup')) ?? '').split('\n').filter(Boolean);
+        const rootAt = cleanup.indexOf('--root');
         const tsrt = readText(join(dir, 'tsrt-runtime')) ?? '';
         const field = (k: string) => {
           const m = new RegExp(`^${k}=(.*)$`, 'm').exec(tsrt);
@@ -646,8 +650,8 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
           ns: n,
           id,
           address: readText(join(dir, 'address'))?.trim() ?? null,
-          runtimeBinary: field('binary'),
-          runtimeRoot: field('root'),
+          runtimeBinary: rootAt > 0 ? cleanup[rootAt - 1]! : field('binary'),
+          runtimeRoot: rootAt > 0 ? cleanup[rootAt + 1] ?? null : field('root'),
         });
       }
     }

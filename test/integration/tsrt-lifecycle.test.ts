@@ -22,6 +22,7 @@ import {
   watchEvents,
   type Containerd,
 } from './harness.js';
+import { isAlive, listPids, readCmdline } from './lib/procfs.js';
 import { tasksClientFor } from './lib/tasks-client.js';
 
 const suite = containerdForFile({ before, after });
@@ -126,6 +127,28 @@ for (const v of variants) {
       await waitFor(async () => (await taskStatus(id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
       await need().ctrOk(['task', 'delete', id]);
       await need().ctrOk(['containers', 'rm', id]);
+      await assertGone(id);
+    });
+
+    test('the shim killed: containerd runs `delete`, which runs the backend\'s cleanup command; nothing is left', async () => {
+      const id = uniqueId(`shim-killed-${v.name}`);
+      const cd = need();
+      await cd.ctrOk(['run', '-d', ...v.runtimeArgs(), suite.image(), id, 'sleep', '600']);
+      const initPid = Number((await cd.ctrOk(['task', 'ls'])).split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]);
+      assert.ok(initPid > 0);
+      const cleanup = readFileSync(join(cd.bundleDir(id), 'tsrt-cleanup'), 'utf8').split('\n').filter(Boolean);
+      assert.deepEqual(cleanup.slice(-3), ['delete', '--force', id]);
+      // the monitor: the process containerd started as this container's shim
+      const monitor = listPids().find((p) => {
+        const a = readCmdline(p);
+        return a[0]?.endsWith('containerd-shim-tsrt-v2') && a.includes(id) && a.at(-1) === 'start';
+      });
+      assert.ok(monitor, 'the monitor of the container');
+      process.kill(monitor, 'SIGKILL');
+      // containerd sees its connection close, runs `<shim> delete`, which runs the cleanup command
+      await waitFor(() => !isAlive(initPid), WAIT_MS, { what: `init ${initPid} killed by the cleanup` });
+      await waitFor(async () => (await taskStatus(id)) === undefined, WAIT_MS, { what: `${id} gone from task ls` });
+      await cd.ctrOk(['containers', 'rm', id]);
       await assertGone(id);
     });
 

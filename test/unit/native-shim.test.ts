@@ -1242,7 +1242,7 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     const before = Date.now() / 1000;
     const r = await runShim(args, { cwd: b2, env });
     assert.equal(r.code, 0);
-    assert.match(r.stderr, /fake-runc delete --force c2 failed \(status 1\)/); // a cleanup warning
+    assert.match(r.stderr, new RegExp(`fake-runc --root /run/tsrt-test-root/${ns} delete --force c2 failed \\(status 1\\)`)); // a cleanup warning
     const resp = decodeDeleteResponse(r.stdout);
     assert.equal(resp.pid, 4242);
     assert.equal(resp.exitStatus, 137);
@@ -1251,6 +1251,21 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     assert.equal(fs.readFileSync(path.join(tmp, 'runc-args'), 'utf8'),
       `--root /run/tsrt-test-root/${ns} delete --force c2\n${b2}\n`);
     assert.ok(!isMounted(rootfs), 'rootfs unmounted');
+
+    // the backend's own cleanup command (tsrt-cleanup) comes first, whatever tsrt-runtime says
+    fs.writeFileSync(path.join(b2, 'tsrt-cleanup'), `${fake}\nstop-vm\n--id=c2\nwith space\n`);
+    const own = await runShim(args, { cwd: b2, env });
+    assert.equal(own.code, 0);
+    assert.equal(fs.readFileSync(path.join(tmp, 'runc-args'), 'utf8'), `stop-vm --id=c2 with space\n${b2}\n`);
+    assert.match(own.stderr, /fake-runc stop-vm --id=c2 with space failed \(status 1\)/);
+    assert.ok(!isMounted(rootfs));
+    // a malformed one (an empty argument) is not run: a warning, and tsrt-runtime is used instead
+    fs.writeFileSync(path.join(b2, 'tsrt-cleanup'), `${fake}\n\ndelete\n`);
+    const bad = await runShim(args, { cwd: b2, env });
+    assert.equal(bad.code, 0);
+    assert.match(bad.stderr, /tsrt-cleanup: an empty argument; ignored/);
+    assert.equal(fs.readFileSync(path.join(tmp, 'runc-args'), 'utf8'), `--root /run/tsrt-test-root/${ns} delete --force c2\n${b2}\n`);
+    fs.rmSync(path.join(b2, 'tsrt-cleanup'));
 
     // idempotent, and fine with an empty bundle
     fs.rmSync(path.join(b2, 'tsrt-runtime'));

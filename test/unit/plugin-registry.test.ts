@@ -92,3 +92,15 @@ test('an unknown backend is InvalidArgument, listing what is available', async (
   await assert.rejects(loadBackend('gvisorr', dir), (e: { code?: number; message?: string }) =>
     e.code === Code.InvalidArgument && /unknown backend "gvisorr" \(available: linked, memory, nested, .*runc.*\)/.test(e.message ?? ''));
 });
+
+test('writeCleanupCommand: one argument per line, written whole; empty arguments, newlines and NULs refused', async () => {
+  const { writeCleanupCommand } = backendApi;
+  const bundle = fs.mkdtempSync(path.join(dir, 'bundle-'));
+  writeCleanupCommand(bundle, ['runsc', '--root', '/run/x y', 'delete', '--force', 'c1']);
+  assert.equal(fs.readFileSync(path.join(bundle, 'tsrt-cleanup'), 'utf8'), 'runsc\n--root\n/run/x y\ndelete\n--force\nc1\n');
+  assert.equal(fs.statSync(path.join(bundle, 'tsrt-cleanup')).mode & 0o777, 0o600);
+  for (const argv of [[], ['a', ''], ['a\nb'], ['a\0b'], Array.from({ length: 65 }, () => 'x')]) {
+    assert.throws(() => writeCleanupCommand(bundle, argv), (e: { code?: number }) => e.code === Code.InvalidArgument, JSON.stringify(argv));
+  }
+  assert.deepEqual(fs.readdirSync(bundle), ['tsrt-cleanup'], 'no temporary file left');
+});

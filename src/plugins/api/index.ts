@@ -11,6 +11,7 @@ import type { RuntimeConfig } from '../config.js';
 import * as errors from './errors.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { signalHostPid } from '../host/signal.js';
+import { writeCleanupCommand } from '../host/cleanup.js';
 
 export * from './errors.js';
 export type { RuntimeConfig };
@@ -24,9 +25,13 @@ export const BACKEND_API_VERSION = 1;
 /**
  * What a plugin gets at run time in `BackendInit.api` (the daemon is one bundled file, so a plugin does
  * not import it): the contract's version, its error classes (each with its wire code), and the helpers
- * of host-process backends (a container's host cgroups: OOM watch and Stats; signals by host pid).
+ * of host-process backends (a container's host cgroups: OOM watch and Stats; signals by host pid), and
+ * writeCleanupCommand: the command the C `delete` binary runs for the container after its daemon is
+ * gone, which every backend writes into the bundle at create.
  */
-export const backendApi = { version: BACKEND_API_VERSION, errors, host: { HostCgroups, signalHostPid } } as const;
+export const backendApi = {
+  version: BACKEND_API_VERSION, errors, host: { HostCgroups, signalHostPid }, writeCleanupCommand,
+} as const;
 export type BackendApi = typeof backendApi;
 
 /** A pino-compatible logger: an object of fields first, then the message. */
@@ -178,7 +183,10 @@ export interface AnyMessage {
 
 export interface Backend {
   readonly name: string;
-  /** Create the container; its init exists and waits for `start`. Returns the init's pid. */
+  /**
+   * Create the container; its init exists and waits for `start`. Returns the init's pid. Before anything
+   * is made that outlives the daemon, write the command that removes it (api.writeCleanupCommand).
+   */
   create(req: CreateRequest): Promise<{ pid: number }>;
   /** Take over a container an earlier daemon created (after a daemon restart). */
   adopt(req: AdoptRequest): void;

@@ -13,11 +13,11 @@ import {
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { signalHostPid } from '../host/signal.js';
+import { writeCleanupCommand } from '../host/cleanup.js';
 import { cgroupMode } from '../../cgroups/mode.js';
 
 // Bundles live on /run (tmpfs): the small files of the per-process hot path (pid files, exec process files)
 // are read and written synchronously, tens of microseconds, cheaper than a thread-pool round trip.
-const RUNTIME_STATE_FILE = 'tsrt-runtime';
 /** How long a runtime may take to hand over the pty master after `create`/`exec` returned. */
 const CONSOLE_WAIT_MS = 10_000;
 
@@ -165,9 +165,8 @@ export function createRuncBackend(init: BackendInit): Backend {
       }
       const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
       const { config } = c;
-      // The delete binary reads this to clean up after a dead shim.
-      const wrapper = c.prefix.length > 0 ? `wrapper=${c.prefix[0]}\n` : '';
-      writeFileSync(path.join(req.bundle, RUNTIME_STATE_FILE), `${wrapper}binary=${config.binaryName}\nroot=${c.root}\n`, { mode: 0o600 });
+      // what the delete binary runs to clean up after a dead daemon
+      writeCleanupCommand(req.bundle, [...c.prefix, config.binaryName, '--root', c.root, 'delete', '--force', req.id]);
       const pidFile = path.join(req.bundle, 'init.pid');
       const args = [
         '--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), ...(config.noNewKeyring ? ['--no-new-keyring'] : []), req.id,
