@@ -25,6 +25,7 @@ import {
   sleep,
   taskStatus,
   uniqueId,
+  usr1Trapped,
   waitFor,
   watchEvents,
   type CmdResult,
@@ -567,11 +568,19 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
           await x.ok(['run', '-d', ...x.rt, x.image, host, 'sleep', '1000']);
           await waitFor(async () => (await taskStatus(x.c, host)) === 'RUNNING', WAIT_MS, { what: `${host} RUNNING` });
           const hostPid = Number((await x.ok(['task', 'ls'])).split('\n').find((l) => l.startsWith(`${host} `))?.trim().split(/\s+/)[1]);
-          // the shell exits only once its child has become `sleep <token>`
-          const script = `sleep ${token} & while ! grep -q ${token} /proc/$!/cmdline 2>/dev/null; do :; done; exit 0`;
+          // The shell exits when the test says so, once it runs and its child has become `sleep <token>`:
+          // an init that exits while Start is still running is an early exit, which runc-v2 2.x reports
+          // without its kill --all (handleStarted calls handleProcessExit, not handleInitExit), so a quick
+          // exit would test that upstream gap instead.
+          const script = `trap "exit 0" USR1; sleep ${token} & while :; do sleep 0.05; done`;
           await x.ok(['run', '-d', ...x.rt, '--with-ns', `pid:/proc/${hostPid}/ns/pid`, x.image, x.id, 'sh', '-c', script]);
-          const status = await statusAfter(x, 'STOPPED');
+          await waitFor(async () => (await taskStatus(x.c, x.id)) === 'RUNNING', WAIT_MS, { what: `${x.id} RUNNING` });
           const living = () => listPids().filter((p) => readCmdline(p).join(' ') === `sleep ${token}` && readStat(p)?.state !== 'Z').length;
+          await waitFor(() => living() === 1, WAIT_MS, { what: `sleep ${token} running` });
+          const initPid = Number((await x.ok(['task', 'ls'])).split('\n').find((l) => l.startsWith(`${x.id} `))?.trim().split(/\s+/)[1]);
+          await usr1Trapped(initPid);
+          await x.ok(['task', 'kill', '-s', 'SIGUSR1', x.id]);
+          const status = await statusAfter(x, 'STOPPED');
           await waitFor(() => living() === 0, WAIT_MS).catch(() => undefined);
           return { status, alive: living() };
         } finally {

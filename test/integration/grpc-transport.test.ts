@@ -21,6 +21,7 @@ import {
   taskStatus,
   tsrtDaemonDir,
   uniqueId,
+  usr1Trapped,
   waitFor,
   type Containerd,
 } from './harness.js';
@@ -126,10 +127,7 @@ describe('gRPC transport', { skip, timeout: 300_000 }, () => {
       await cd.ctrOk(['run', '-d', ...runArgs(), suite.image(), keep, 'sleep', '600'], { timeoutMs: CMD_MS });
       await cd.ctrOk(['run', '-d', ...runArgs(), suite.image(), dies, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done'], { timeoutMs: CMD_MS });
       const pid = await initPid(cd, dies);
-      await waitFor(() => {
-        const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-        return m !== null && ((BigInt(`0x${m[1]}`) >> 9n) & 1n) === 1n;
-      }, WAIT_MS, { what: 'the USR1 trap' });
+      await usr1Trapped(pid);
       const old = daemonPid(cd);
       const from = readFileSync(cd.logPath).length;
       process.kill(old, 'SIGKILL');

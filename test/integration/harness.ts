@@ -1051,6 +1051,20 @@ export async function watchEvents(c: Containerd, timeoutMs = WAIT_MS): Promise<E
  */
 export const AWAIT_TTY_SIZE = "until stty size 2>/dev/null | grep -q '^[1-9]'; do sleep 0.05; done;";
 
+/**
+ * Wait until process `pid` has a handler for SIGUSR1 (its shell ran `trap … USR1`). RUNNING comes before
+ * the shell gets that far; a SIGUSR1 sent earlier is dropped by a pid 1 without a handler (or kills any
+ * other process), so a test that ends a container with it waits for the handler the kernel reports in
+ * SigCgt.
+ */
+export async function usr1Trapped(pid: number): Promise<void> {
+  const SIGUSR1 = 10n;
+  await waitFor(() => {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && ((BigInt(`0x${m[1]}`) >> (SIGUSR1 - 1n)) & 1n) === 1n;
+  }, WAIT_MS, { what: `a SIGUSR1 trap in ${pid}` });
+}
+
 /** Quote for a POSIX shell command line. */
 export const shellQuote = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 

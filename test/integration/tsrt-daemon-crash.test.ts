@@ -14,6 +14,7 @@ import {
   taskStatus,
   tsrtDaemonDir,
   uniqueId,
+  usr1Trapped,
   waitFor,
   type Containerd,
 } from './harness.js';
@@ -27,18 +28,6 @@ const daemonPid = (cd: Containerd): number =>
 const initPid = async (cd: Containerd, id: string): Promise<number> =>
   Number((await cd.ctrOk(['task', 'ps', id])).split('\n')[1]!.trim().split(/\s+/)[0]);
 
-/**
- * Wait until process `pid` has a handler for SIGUSR1 (its shell ran `trap … USR1`). RUNNING comes before
- * the shell gets that far; a SIGUSR1 sent earlier is dropped by a pid 1 without a handler (or kills any
- * other process), so the test waits for the handler the kernel reports in SigCgt.
- */
-async function usr1Trapped(pid: number): Promise<void> {
-  const SIGUSR1 = 10n;
-  await waitFor(() => {
-    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m !== null && ((BigInt(`0x${m[1]}`) >> (SIGUSR1 - 1n)) & 1n) === 1n;
-  }, WAIT_MS, { what: `a SIGUSR1 trap in ${pid}` });
-}
 
 /** The length of containerd's log now (it carries the shims' log lines). */
 const logSize = (cd: Containerd): number => readFileSync(cd.logPath).length;
