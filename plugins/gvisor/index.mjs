@@ -291,18 +291,15 @@ export function createBackend(init) {
       if (req.containerType === 'container') {
         throw new UnimplementedError('the gvisor backend runs standalone containers and pod sandboxes; containers joining a pod\'s gVisor sandbox are not implemented');
       }
+      // On failure the container stays known: the core's delete(id, true) after a failed Create removes
+      // what runsc made of it.
       const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
-      try {
-        fs.mkdirSync(c.root, { recursive: true, mode: 0o711 });
-        // what the C `delete` binary runs after a dead daemon
-        api.writeCleanupCommand(req.bundle, [c.binary, '--root', c.root, 'delete', '--force', req.id]);
-        const pidFile = path.join(req.bundle, 'init.pid');
-        await createThroughMonitor(c, req.ioKey, req.stdio, [`--bundle=${req.bundle}`, `--pid-file=${pidFile}`, req.id]);
-        c.sandboxPid = readPid(pidFile, 'create');
-      } catch (e) {
-        containers.delete(req.id);
-        throw e;
-      }
+      fs.mkdirSync(c.root, { recursive: true, mode: 0o711 });
+      // what the C `delete` binary runs after a dead daemon
+      api.writeCleanupCommand(req.bundle, [c.binary, '--root', c.root, 'delete', '--force', req.id]);
+      const pidFile = path.join(req.bundle, 'init.pid');
+      await createThroughMonitor(c, req.ioKey, req.stdio, [`--bundle=${req.bundle}`, `--pid-file=${pidFile}`, req.id]);
+      c.sandboxPid = readPid(pidFile, 'create');
       watchInit(req.id, c);
       // before Start, so that no OOM kill is missed
       await c.cgroups.watch(host, req.id, c.sandboxPid, () => init.oom(req.id));

@@ -203,9 +203,11 @@ export class TaskService {
         consoleWait: (key, ms) => link.consoleWait(key, ms),
         resize: (key, w, h) => link.resize(key, w, h),
         closeIo: (key) => link.closeIo(key),
-        oomWatch: async (key, version, dir, onOom) => {
-          this.oomHandlers.set(key, onOom);
-          await link.oomWatch(key, version, dir);
+        // keyed by the container id, which is also the init's io key: the container's Delete releases
+        // the monitor's watch with its stdio, and drops the handler
+        oomWatch: async (containerId, version, dir, onOom) => {
+          this.oomHandlers.set(containerId, onOom);
+          await link.oomWatch(containerId, version, dir);
         },
       },
       exited: (cid, execId, exit) => this.onExit(cid, execId, exit),
@@ -407,9 +409,10 @@ export class TaskService {
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
-    const backend = await this.backendFor(backendName, config.pluginDir);
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     stdioFor(processStdio); // a bad stdio request fails before anything is set up
+    // from here on, every failure gives the group's backend instance its user back (deleteBackendUser)
+    const backend = await this.backendFor(backendName, config.pluginDir);
     const logger = containerLogger(req.bundle, id, namespace);
     for (const [msg, fields] of ignored) logger.log.warn(fields, msg);
     const { link } = this.deps;

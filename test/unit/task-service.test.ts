@@ -353,13 +353,13 @@ test("a host backend's OOM watch: the monitor's oom event for its key reaches th
     const b = plain(init);
     return { ...b, create: async (req) => {
       const r = await b.create(req);
-      await init.host.oomWatch(`watch-${req.id}`, 1, '/sys/fs/cgroup/memory/x', () => { seen.push(req.id); init.oom(req.id); });
+      await init.host.oomWatch(req.id, 1, '/sys/fs/cgroup/memory/x', () => { seen.push(req.id); init.oom(req.id); });
       return r;
     } };
   };
   await t.rpc.create('c1');
-  assert.deepEqual(t.oomWatched, [{ key: 'watch-c1', version: 1, dir: '/sys/fs/cgroup/memory/x' }]);
-  t.service().oomKilled('watch-c1');
+  assert.deepEqual(t.oomWatched, [{ key: 'c1', version: 1, dir: '/sys/fs/cgroup/memory/x' }]);
+  t.service().oomKilled('c1');
   t.service().oomKilled('unknown-key');
   assert.deepEqual(seen, ['c1']);
   assert.equal(t.topics.at(-1), '/tasks/oom');

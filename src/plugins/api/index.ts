@@ -84,9 +84,10 @@ export interface ProcessHost {
   closeIo(ioKey: string): Promise<void>;
   /**
    * The monitor watches a memory cgroup (v1: the directory's memory.oom_control eventfd; v2: memory.events)
-   * and calls `onOom` once per kernel OOM kill, before it reports the exits the kill caused.
+   * for the container `containerId` and calls `onOom` once per kernel OOM kill, before it reports the exits
+   * the kill caused. The watch ends with the container (its Delete releases it at the monitor).
    */
-  oomWatch(key: string, version: 1 | 2, dir: string, onOom: () => void): Promise<void>;
+  oomWatch(containerId: string, version: 1 | 2, dir: string, onOom: () => void): Promise<void>;
 }
 
 export interface Stdio {

@@ -12,14 +12,14 @@ export class HostCgroups {
 
   /**
    * Finds the cgroups of `pid` (the init, before it is started) and has the monitor watch its memory
-   * cgroup under `key`, so that no OOM kill is missed. A container without a memory cgroup still runs;
+   * cgroup for the container `id`, so that no OOM kill is missed. A container without a memory cgroup still runs;
    * runc-v2 only logs that failure too.
    */
-  async watch(host: ProcessHost, key: string, pid: number, onOom: () => void): Promise<void> {
+  async watch(host: ProcessHost, id: string, pid: number, onOom: () => void): Promise<void> {
     try {
       this.where = locateCgroup(pid);
       const mem = memoryCgroup(this.where);
-      await host.oomWatch(key, mem.version, mem.dir, onOom);
+      await host.oomWatch(id, mem.version, mem.dir, onOom);
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'cannot watch the container for OOM kills');
     }

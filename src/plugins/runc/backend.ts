@@ -171,13 +171,9 @@ export function createRuncBackend(init: BackendInit): Backend {
       const args = [
         '--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), ...(config.noNewKeyring ? ['--no-new-keyring'] : []), req.id,
       ];
-      let pid: number;
-      try {
-        pid = await spawnWithPid('create', c, req.ioKey, req.stdio, args, pidFile);
-      } catch (e) {
-        containers.delete(req.id);
-        throw e;
-      }
+      // On failure the container stays known: the core's delete(id, true) that follows a failed Create
+      // removes what the runtime made of it (a create that ran, then a console that never came).
+      const pid = await spawnWithPid('create', c, req.ioKey, req.stdio, args, pidFile);
       c.initPid = pid;
       watchExit(req.id, '', pid);
       // before Start, so that no OOM kill is missed

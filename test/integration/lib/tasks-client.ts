@@ -81,6 +81,20 @@ function decodeFields(buf: Uint8Array): Map<number, number | Uint8Array> {
   return out;
 }
 
+/** The request most Tasks calls take: container_id = 1, exec_id = 2. */
+function processRef(containerId: string, execId?: string): Uint8Array {
+  const w = Writer.create();
+  str(w, 1, containerId);
+  str(w, 2, execId);
+  return w.finish();
+}
+
+/** Field 1 of a reply as a number (StartResponse.pid, WaitResponse.exit_status); 0 when absent. */
+function firstNumber(reply: Uint8Array): number {
+  const v = decodeFields(reply).get(1);
+  return typeof v === 'number' ? v : 0;
+}
+
 // --- the client ------------------------------------------------------------------------------------
 
 export interface TasksClientOptions {
@@ -128,10 +142,7 @@ export class TasksClient {
 
   /** Tasks.Get: status (containerd.v1.types.Status number), pid and exit status of a task or exec. */
   async get(containerId: string, execId?: string): Promise<{ pid: number; status: number; exitStatus: number }> {
-    const w = Writer.create();
-    str(w, 1, containerId);
-    str(w, 2, execId);
-    const res = decodeFields(await this.call('Get', w.finish()));
+    const res = decodeFields(await this.call('Get', processRef(containerId, execId)));
     const proc = res.get(1);
     const f = proc instanceof Uint8Array ? decodeFields(proc) : new Map<number, number | Uint8Array>();
     const num = (n: number) => {
@@ -160,28 +171,17 @@ export class TasksClient {
 
   /** Tasks.Start of a task or one of its execs; resolves with its pid. */
   async start(containerId: string, execId?: string): Promise<number> {
-    const w = Writer.create();
-    str(w, 1, containerId);
-    str(w, 2, execId);
-    const v = decodeFields(await this.call('Start', w.finish())).get(1);
-    return typeof v === 'number' ? v : 0;
+    return firstNumber(await this.call('Start', processRef(containerId, execId)));
   }
 
   /** Tasks.Wait: resolves with the exit status once the task or exec has exited. */
   async wait(containerId: string, execId?: string): Promise<number> {
-    const w = Writer.create();
-    str(w, 1, containerId);
-    str(w, 2, execId);
-    const v = decodeFields(await this.call('Wait', w.finish())).get(1);
-    return typeof v === 'number' ? v : 0;
+    return firstNumber(await this.call('Wait', processRef(containerId, execId)));
   }
 
   /** Tasks.DeleteProcess: remove an exec that has exited. */
   async deleteProcess(containerId: string, execId: string): Promise<void> {
-    const w = Writer.create();
-    str(w, 1, containerId);
-    str(w, 2, execId);
-    await this.call('DeleteProcess', w.finish());
+    await this.call('DeleteProcess', processRef(containerId, execId));
   }
 
   /**
