@@ -233,8 +233,12 @@ static void check(struct watch *w, int woke)
 		return;
 	}
 	if (count > w->oom_kill) {
+		/* one event per kill: a look can find several (the kernel killed the shell and then its child
+		 * before we were woken, or a wake-up was handled late) */
+		uint64_t kills = count - w->oom_kill;
 		w->oom_kill = count;
-		oom_event(w);
+		while (kills-- > 0)
+			oom_event(w);
 	} else if (!w->v2 && woke) {
 		check_under_oom(w);
 	}
