@@ -33,10 +33,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** The contract version this file implements (BACKEND_API_VERSION). */
-export const apiVersion = 1;
+export const apiVersion = 2;
 
-// Options: the options file's [backends.gvisor] table, checked here (CreateRequest.options; at adopt, the
-// same table from the recorded config):
+// Options: the options file's [backends.gvisor] table, checked here (CreateRequest.options, and
+// AdoptRequest.options after a daemon restart):
 //   binary    = "runsc"     the runsc executable (a name on PATH or a path); else the options' BinaryName
 //                           when it names a runsc*, else runsc
 //   platform  = "ptrace"    gVisor platform: ptrace works on every host (kvm needs a usable /dev/kvm)
@@ -133,6 +133,10 @@ function networkMode(bundle) {
  * @property {boolean} initExited
  * @property {Map<string, {hostPid: number, sandboxPid: number}>} execs  live execs: the host `runsc exec` waiter and the pid inside
  * @property {object} cgroups        init.api.host.HostCgroups of the sandbox
+ * @property {object} rootfs         init.api.host.HostRootfs: containerd's mounts on <bundle>/rootfs, which the gofer serves
+ * @property {string} namespace
+ * @property {object} config         the container's ContainerConfig (IoUid/IoGid for its stdio)
+ * @property {object} log            the container's log
  */
 
 /**
@@ -143,7 +147,7 @@ function networkMode(bundle) {
 export function createBackend(init) {
   const { host, api } = init;
   const { NotFoundError, RuntimeError, InvalidArgumentError, UnimplementedError } = api.errors;
-  const { HostCgroups } = api.host;
+  const { HostCgroups, HostRootfs, hostStdio } = api.host;
   if (api.version !== apiVersion) throw new Error(`written for backend API ${apiVersion}, the daemon offers ${api.version}`);
   // Refuse at once (with the reason, in the Create error) when runsc is not installed.
   if (!resolveBinary(DEFAULT_BINARY)) throw new Error(`${DEFAULT_BINARY} is not on PATH (apt-get install runsc)`);
@@ -172,13 +176,13 @@ export function createBackend(init) {
   };
   const rootFor = (config, namespace) => path.join(path.dirname(config.root), STATE_DIR_NAME, namespace);
 
-  const track = (id, bundle, namespace, config, log, sandboxPid) => {
-    const options = optionsOf(config.backendOptions?.gvisor);
+  const track = (id, bundle, namespace, config, table, log, sandboxPid) => {
+    const options = optionsOf(table);
     /** @type {GvisorContainer} */
     const c = {
-      bundle, root: rootFor(config, namespace), binary: binaryFor(config, options), platform: options.platform,
+      id, bundle, namespace, config, log, root: rootFor(config, namespace), binary: binaryFor(config, options), platform: options.platform,
       network: networkMode(bundle), sandboxPid, initExited: false,
-      execs: new Map(), cgroups: new HostCgroups(log),
+      execs: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle),
     };
     containers.set(id, c);
     return c;
@@ -219,10 +223,16 @@ export function createBackend(init) {
     return { sandboxPidFile: `${base}.sandbox-pid`, processFile: `${base}.process.json` };
   };
 
-  /** Monitor stdio for a runsc command: the process's own, or a console socket's for a terminal. */
-  async function stdioFor(ioKey, stdio) {
-    if (!stdio.terminal) return { io: { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr }, consoleArgs: [] };
-    const socket = await host.console(ioKey, stdio.stdin, stdio.stdout);
+  /**
+   * Monitor stdio for a runsc command from containerd's (FIFOs handed to runsc, which passes them to the
+   * process in the sandbox): the process's own, or a console socket's for a terminal.
+   */
+  async function stdioFor(c, ioKey, stdio) {
+    const specs = await hostStdio(host, {
+      ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
+    });
+    if (!specs.terminal) return { io: { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr }, consoleArgs: [] };
+    const socket = await host.console(ioKey, specs.stdin, specs.stdout);
     return { io: { stdin: '', stdout: '', stderr: '' }, consoleArgs: [`--console-socket=${socket}`] };
   }
 
@@ -231,7 +241,7 @@ export function createBackend(init) {
    * it) and exits once the container waits for start.
    */
   async function createThroughMonitor(c, ioKey, stdio, args) {
-    const { io, consoleArgs } = await stdioFor(ioKey, stdio);
+    const { io, consoleArgs } = await stdioFor(c, ioKey, stdio);
     const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [...globalArgs(c), 'create', ...consoleArgs, ...args] });
     const exit = await host.waitExit(pid);
     if (exit.status !== 0) throw failure('create', c, { code: exit.status, stdout: '', stderr: '' });
@@ -293,10 +303,12 @@ export function createBackend(init) {
       }
       // On failure the container stays known: the core's delete(id, true) after a failed Create removes
       // what runsc made of it.
-      const c = track(req.id, req.bundle, req.namespace, req.config, req.log, 0);
+      const c = track(req.id, req.bundle, req.namespace, req.config, req.options, req.log, 0);
       fs.mkdirSync(c.root, { recursive: true, mode: 0o711 });
       // what the C `delete` binary runs after a dead daemon
       api.writeCleanupCommand(req.bundle, [c.binary, '--root', c.root, 'delete', '--force', req.id]);
+      // the gofer serves the sandbox the host's <bundle>/rootfs
+      await c.rootfs.mount(req.rootfs);
       const pidFile = path.join(req.bundle, 'init.pid');
       await createThroughMonitor(c, req.ioKey, req.stdio, [`--bundle=${req.bundle}`, `--pid-file=${pidFile}`, req.id]);
       c.sandboxPid = readPid(pidFile, 'create');
@@ -306,8 +318,9 @@ export function createBackend(init) {
       return { pid: c.sandboxPid };
     },
 
-    adopt({ id, bundle, namespace, config, log, pid, running, runningExecs, state }) {
-      const c = track(id, bundle, namespace, config, log, pid);
+    adopt({ id, bundle, namespace, config, options, log, pid, running, runningExecs, state }) {
+      const c = track(id, bundle, namespace, config, options, log, pid);
+      c.rootfs.adopt(state && typeof state === 'object' ? state.rootfsMounted : undefined);
       c.initExited = !running;
       if (running) watchInit(id, c);
       const inSandbox = (state && typeof state === 'object' && state.execs) || {};
@@ -322,7 +335,7 @@ export function createBackend(init) {
       if (!c) return undefined;
       const execs = {};
       for (const [execId, x] of c.execs) execs[execId] = x.sandboxPid;
-      return { execs };
+      return { execs, rootfsMounted: c.rootfs.mounted };
     },
 
     async start(id) {
@@ -339,7 +352,7 @@ export function createBackend(init) {
         // contains "detach", so a container id or bundle path with that word in it (a container named
         // "web-detached") breaks it. The monitor runs the waiting `runsc exec` itself instead: it writes
         // the pid inside the sandbox once the process runs, and exits with its status.
-        const { io, consoleArgs } = await stdioFor(req.ioKey, req.stdio);
+        const { io, consoleArgs } = await stdioFor(c, req.ioKey, req.stdio);
         const argv = [...globalArgs(c), 'exec', ...consoleArgs, `--process=${processFile}`, `--internal-pid-file=${sandboxPidFile}`, req.id];
         const hostPid = await host.spawn({ ioKey: req.ioKey, cwd: c.bundle, ...io, argv });
         const exited = host.waitExit(hostPid);
@@ -393,6 +406,7 @@ export function createBackend(init) {
         const why = lastLoggedError(logFile(c)) ?? res.stderr;
         if (!/does not exist|not found|file does not exist/i.test(why)) throw new RuntimeError(`OCI runtime delete failed: ${why.trim()}`);
       }
+      await c.rootfs.unmount();
       containers.delete(id);
     },
 

@@ -3,8 +3,15 @@
 // (CRI `options.ConfigPath`, `ctr --runtime-config-path`), and from 1.7 on a CRI `options` table without
 // ConfigPath arrives as `config_body`, the table itself as TOML. Both take the keys runc-v2 users know
 // (containerd.runc.v1.Options by their Go names: BinaryName, Root, SystemdCgroup, NoPivotRoot, NoNewKeyring,
-// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, PluginDir, MetricsAddress, and [backends.<name>]
-// tables, each backend's own options, which that backend checks). runc-v2's own Options type
+// IoUid, IoGid, ShimCgroup, ...) plus tsrt's own (Backend, PluginDir, MetricsAddress, LogLevel, Transport,
+// and [backends.<name>] tables, each backend's own options, which that backend checks).
+//
+// One document holds options of three scopes, kept apart where they are used:
+//   per container (ContainerConfig, what a backend gets): BinaryName, Root, SystemdCgroup, NoPivotRoot,
+//     NoNewKeyring, IoUid, IoGid; and, read by the core, Backend, PluginDir, [backends.<name>];
+//   per shim (the group's monitor): ShimCgroup, read at the group's first Create; Transport, read by `start`;
+//   daemon-wide (DaemonOptions): MetricsAddress, LogLevel: the daemon serves every shim of the host, so the
+//     first Create that sets one decides, and a later Create asking for another value gets a warning. runc-v2's own Options type
 // (what ctr 2.x sends as task options for --no-pivot and --uidmap) and ctr 1.6's legacy CreateOptions are
 // accepted too, so configurations written for runc-v2 keep working.
 //
@@ -24,7 +31,8 @@ import { parse as parseToml } from 'smol-toml';
 import { containerd, runtimeoptions, google } from '../gen/proto.js';
 import { InvalidArgumentError } from './api/errors.js';
 
-export interface RuntimeConfig {
+/** The options a backend gets for one container (CreateRequest.config). */
+export interface ContainerConfig {
   /** runc-compatible binary: runc, crun, or a path. */
   binaryName: string;
   /** State root of the runtime binary; the namespace is appended. */
@@ -36,6 +44,25 @@ export interface RuntimeConfig {
   /** Owner given to the process's stdio FIFOs (0/0: left as they are). */
   ioUid: number;
   ioGid: number;
+}
+
+/** A logger level LogLevel may name; '' leaves the daemon's (TSRT_LOG_LEVEL, else info). */
+export type LogLevel = '' | 'debug' | 'info' | 'warn' | 'error';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+/** The options of the one daemon that serves every shim of the host. */
+export interface DaemonOptions {
+  /**
+   * Where the daemon serves Prometheus metrics (`unix:///path.sock` or a loopback `host:port`, see
+   * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
+   */
+  metricsAddress: string;
+  /** The level of the daemon's log and of every container's `log` lines; records of older daemons lack it. */
+  logLevel: LogLevel;
+}
+
+/** Everything one options document says (what a container's record keeps). */
+export interface RuntimeConfig extends ContainerConfig, DaemonOptions {
   /** cgroup the monitor (what containerd knows as the shim) is moved into at its first Create; '' = stay. */
   shimCgroup: string;
   /** Backend used when the spec's `io.tsrt.backend` annotation does not name one. */
@@ -47,11 +74,6 @@ export interface RuntimeConfig {
    * and checked by the backend itself, so that a plugin brings its own schema.
    */
   backendOptions: Record<string, Record<string, unknown>>;
-  /**
-   * Where the daemon serves Prometheus metrics (`unix:///path.sock` or a loopback `host:port`, see
-   * parseMetricsAddress); '' = no endpoint. Records written before this key existed lack it.
-   */
-  metricsAddress: string;
   /**
    * How containerd reaches the shim: 'ttrpc', or 'grpc' where containerd can take it (1.7; see
    * docs/grpc-transport.md). `start` reads it (native/shim/transport.c) before any Create; here it is only
@@ -73,8 +95,22 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   pluginDir: '/etc/tsrt/plugins',
   backendOptions: {},
   metricsAddress: '',
+  logLevel: '',
   transport: 'ttrpc',
 };
+
+/** The container's own options, without the core's, the shim's and the daemon's. */
+export function containerConfig(c: RuntimeConfig): ContainerConfig {
+  return {
+    binaryName: c.binaryName, root: c.root, systemdCgroup: c.systemdCgroup, noPivotRoot: c.noPivotRoot,
+    noNewKeyring: c.noNewKeyring, ioUid: c.ioUid, ioGid: c.ioGid,
+  };
+}
+
+/** The daemon-wide options of a document (records of older daemons may lack them). */
+export function daemonOptions(c: Partial<RuntimeConfig>): DaemonOptions {
+  return { metricsAddress: c.metricsAddress ?? '', logLevel: c.logLevel ?? '' };
+}
 
 /** An option that was set but that tsrt does not act on: the message says which and why. */
 export type ConfigWarn = (message: string, fields: Record<string, unknown>) => void;
@@ -110,6 +146,7 @@ const KEYS: Record<string, Setter> = {
   PluginDir: (c, v, f) => { c.pluginDir = absolutePath(v, 'PluginDir', f); },
   backends: (c, v, f) => { c.backendOptions = backendTables(v, f); },
   MetricsAddress: (c, v, f) => { c.metricsAddress = metricsAddress(v, f); },
+  LogLevel: (c, v, f) => { c.logLevel = logLevel(v, f); },
   Transport: (c, v, f) => { c.transport = transport(v, f); },
   // runc's keys that tsrt cannot honour: type-checked, then a warning when set
   CriuPath: (_c, v, f, w) => { if (str(v, 'CriuPath', f, true)) ignored('CriuPath', v, f, w); },
@@ -170,6 +207,12 @@ function transport(v: unknown, file: string): 'ttrpc' | 'grpc' {
     throw new InvalidArgumentError(`${file}: Transport must be "ttrpc" or "grpc" (got ${typeof v === 'bigint' ? String(v) : JSON.stringify(v)})`);
   }
   return v;
+}
+function logLevel(v: unknown, file: string): LogLevel {
+  if (typeof v !== 'string' || !(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`${file}: LogLevel must be one of ${LOG_LEVELS.map((l) => JSON.stringify(l)).join(', ')}`);
+  }
+  return v as LogLevel;
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);

@@ -10,10 +10,10 @@ import { ExitRouter } from './exit-router.js';
 import { TaskService } from './task-service.js';
 import { StateStore } from './state-store.js';
 import { EventPublisher } from './events.js';
-import { daemonLogger, type Logger } from './log.js';
+import { daemonLogger, logLevel, setLogLevel, type Logger } from './log.js';
 import { TtrpcServer, type Handler, type RequestObserver } from '../ttrpc/server.js';
 import { listenUnix, SocketInUse } from './unix-listen.js';
-import { parseMetricsAddress, type RuntimeConfig } from '../plugins/config.js';
+import { parseMetricsAddress, type DaemonOptions } from '../plugins/config.js';
 // Only the type: the module (and prom-client with it) is loaded when a container asks for metrics.
 import type { MetricsEndpoint, MetricsSource, MonitorProbe } from './metrics-endpoint.js';
 
@@ -46,6 +46,8 @@ class Daemon {
   private metricsAddress = '';
   private metrics: MetricsEndpoint | null = null;
   private warnedMetricsAddress = false;
+  /** The LogLevel a Create set ('' while none has); the first one decides. */
+  private logLevelSet = '';
   /** Set on every group's ttrpc server once the endpoint runs; without it requests are not timed. */
   private readonly observeRequest: RequestObserver = (service, method, code, seconds) =>
     this.metrics?.recordRequest(service, method, code, seconds);
@@ -68,7 +70,7 @@ class Daemon {
       service: new TaskService({
         link, router, events: this.events, log: this.log, store,
         onEmpty: () => this.retire(monitorId),
-        onConfig: (config) => this.onConfig(config),
+        onConfig: (options, log) => this.onConfig(options, log),
       }),
     };
     link.onOom((key) => created.service.oomKilled(key));
@@ -135,10 +137,33 @@ class Daemon {
     check();
   }
 
-  /** A Create's runtime options: the first MetricsAddress named starts the daemon's metrics endpoint. */
-  private onConfig(config: RuntimeConfig): void {
-    // Records written before MetricsAddress existed have no such field.
-    const address = config.metricsAddress ?? '';
+  /**
+   * A Create's daemon-wide options. The daemon serves every shim of the host, so the first Create that
+   * sets one decides; a Create that asks for another value is told so in its container's log.
+   */
+  private onConfig(options: DaemonOptions, log: Logger): void {
+    this.applyLogLevel(options.logLevel, log);
+    this.applyMetricsAddress(options.metricsAddress);
+  }
+
+  private applyLogLevel(wanted: string, log: Logger): void {
+    if (wanted === '') return;
+    if (this.logLevelSet === '') {
+      this.logLevelSet = wanted;
+      if (wanted !== logLevel()) {
+        this.log.info({ from: logLevel(), to: wanted }, 'log level set by the LogLevel runtime option');
+        setLogLevel(wanted);
+      }
+      return;
+    }
+    if (wanted !== this.logLevelSet) {
+      log.warn({ serving: this.logLevelSet, asked: wanted },
+        'LogLevel differs from the one the daemon took from an earlier container; the daemon keeps the first');
+    }
+  }
+
+  /** The first MetricsAddress named starts the daemon's metrics endpoint. */
+  private applyMetricsAddress(address: string): void {
     if (address === '' || this.stopping) return;
     if (this.metricsAddress === '') {
       this.metricsAddress = address;

@@ -8,7 +8,10 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-const level = process.env.TSRT_LOG_LEVEL ?? (process.env.TSRT_DEBUG ? 'debug' : 'info');
+/** The level of the daemon's log and of the containers' logs: the environment's, until LogLevel names one. */
+let level = process.env.TSRT_LOG_LEVEL ?? (process.env.TSRT_DEBUG ? 'debug' : 'info');
+/** Every logger open now, so that a level set later reaches them all. */
+const open = new Set<Logger>();
 
 class DroppingFdStream {
   constructor(private fd: number | null) {}
@@ -44,7 +47,20 @@ const base = { runtime: 'io.containerd.tsrt.v2' };
 /** The daemon's own log: `<daemon dir>/daemon.log`. */
 export function daemonLogger(dir: string): Logger {
   const stream = new DroppingFdStream(openForAppend(path.join(dir, 'daemon.log'), false));
-  return pino({ level, base: { ...base, pid: process.pid } }, stream);
+  const log = pino({ level, base: { ...base, pid: process.pid } }, stream);
+  open.add(log);
+  return log;
+}
+
+/** The current level of the daemon's and the containers' logs. */
+export function logLevel(): string {
+  return level;
+}
+
+/** Sets the level of every log, open and to come (the runtime option LogLevel). */
+export function setLogLevel(next: string): void {
+  level = next;
+  for (const log of open) log.level = next;
 }
 
 export interface ContainerLogger { log: Logger; close(): void }
@@ -53,5 +69,6 @@ export interface ContainerLogger { log: Logger; close(): void }
 export function containerLogger(bundle: string, id: string, namespace: string): ContainerLogger {
   const stream = new DroppingFdStream(openForAppend(path.join(bundle, 'log'), true));
   const log = pino({ level, base: { ...base, id, namespace } }, stream);
-  return { log, close: () => stream.close() };
+  open.add(log);
+  return { log, close: () => { open.delete(log); stream.close(); } };
 }

@@ -22,7 +22,6 @@ export interface ContainerRecord {
   bundle: string;
   backend: string;
   config: RuntimeConfig;
-  rootfsMounted: boolean;
   /** The container has no pid namespace of its own (optional in records of older daemons). */
   sharedPidNs?: boolean;
   stdio: ProcessStdio;

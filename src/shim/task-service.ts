@@ -6,8 +6,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import { backendApi, type Backend, type BackendFactory, type Stdio } from '../plugins/api/index.js';
-import { DEFAULT_CONFIG, configFromOptions } from '../plugins/config.js';
+import { backendApi, type Backend, type BackendFactory, type Mount } from '../plugins/api/index.js';
+import { DEFAULT_CONFIG, configFromOptions, containerConfig, daemonOptions, type DaemonOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
 import {
@@ -36,7 +36,6 @@ interface Container {
   bundle: string;
   backendName: string;
   config: RuntimeConfig;
-  rootfsMounted: boolean;
   /**
    * No pid namespace of its own (none in the spec, or one joined by `path`): the init's death does not end
    * the container's other processes, so they are SIGKILLed before its exit is reported (runc-v2 alike).
@@ -61,14 +60,15 @@ export interface GroupDeps {
   store: StateStore;
   /** The monitor has nothing left to serve and has been told to exit. */
   onEmpty(): void;
-  /** Sees each Create's runtime options (the daemon starts what they ask of it, e.g. a metrics endpoint). */
-  onConfig?(config: RuntimeConfig): void;
+  /**
+   * Sees each Create's daemon-wide options (the daemon starts what they ask of it, e.g. a metrics
+   * endpoint); `log` is the container's, for a warning about an option the daemon cannot take.
+   */
+  onConfig?(options: DaemonOptions, log: Logger): void;
   /** Backend factories by name (the registry's, unless a test brings its own). */
   loadBackend?: (name: string, pluginDir: string) => Promise<BackendFactory>;
   /** Moves a process into a cgroup (ShimCgroup); the default writes to the host's cgroup.procs files. */
   joinCgroup?: (pid: number, cgroupPath: string) => void;
-  /** Changes a stdio FIFO's owner (IoUid/IoGid); default fs.chown. */
-  chown?: (file: string, uid: number, gid: number) => Promise<void>;
 }
 
 const empty = (): Uint8Array => new Uint8Array(0);
@@ -147,7 +147,7 @@ export class TaskService {
   private record(c: Container): ContainerRecord {
     return {
       id: c.id, namespace: c.namespace, bundle: c.bundle, backend: c.backendName, config: c.config,
-      rootfsMounted: c.rootfsMounted, sharedPidNs: c.sharedPidNs, stdio: c.init.stdio, init: processRecord(c.init),
+      sharedPidNs: c.sharedPidNs, stdio: c.init.stdio, init: processRecord(c.init),
       heldInitExit: c.heldInitExit && { status: c.heldInitExit.status, at: c.heldInitExit.at.toISOString() },
       execs: [...c.execs.values()].map((e) => ({ ...processRecord(e), execId: e.execId, stdio: e.stdio, spec: e.spec })),
       backendState: c.backend.stateOf?.(c.id),
@@ -203,6 +203,10 @@ export class TaskService {
         consoleWait: (key, ms) => link.consoleWait(key, ms),
         resize: (key, w, h) => link.resize(key, w, h),
         closeIo: (key) => link.closeIo(key),
+        logger: async (key, cid, ns, argv) => { await link.logger(key, cid, ns, argv); },
+        mount: (type, source, target, options) => link.mount(type, source, target, options),
+        umount: (target) => link.umount(target),
+        copy: (key, direction, endpoint, target) => link.copy(key, direction, endpoint, target),
         // keyed by the container id, which is also the init's io key: the container's Delete releases
         // the monitor's watch with its stdio, and drops the handler
         oomWatch: async (containerId, version, dir, onOom) => {
@@ -242,15 +246,16 @@ export class TaskService {
       }
       const c: Container = {
         id: r.id, namespace: r.namespace, bundle: r.bundle, backendName: r.backend, config: r.config,
-        rootfsMounted: r.rootfsMounted, sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, logger,
+        sharedPidNs: r.sharedPidNs ?? false, backend, init, execs, logger,
         // The monitor reported that exit to the earlier daemon once; it is not reported again.
         heldInitExit: r.heldInitExit ? { pid: init.pid, status: r.heldInitExit.status, at: parseTime(r.heldInitExit.at) } : null,
       };
       this.containers.set(r.id, c);
       // what its options asked of the daemon (a metrics endpoint) is asked of the new daemon too
-      this.deps.onConfig?.(r.config);
+      this.deps.onConfig?.(daemonOptions(r.config), logger.log);
       backend.adopt({
-        id: r.id, bundle: r.bundle, namespace: r.namespace, config: r.config, log: logger.log, pid: init.pid,
+        id: r.id, bundle: r.bundle, namespace: r.namespace, config: containerConfig(r.config),
+        options: r.config.backendOptions[r.backend] ?? {}, log: logger.log, ioKey: init.ioKey, pid: init.pid,
         running: !init.hasExited && !c.heldInitExit && init.status !== 'deleted',
         runningExecs: [...execs.values()].filter((e) => e.pid > 0 && !e.hasExited && e.status !== 'stopped').map((e) => ({ execId: e.execId, pid: e.pid })),
         state: r.backendState,
@@ -302,38 +307,6 @@ export class TaskService {
       log.info({ shimCgroup: config.shimCgroup, pid: this.deps.link.hello.pid }, 'shim moved into ShimCgroup');
     }
     this.shimCgroup = config.shimCgroup;
-  }
-
-  /**
-   * IoUid/IoGid: runc-v2 chowns the pipes it gives the process for FIFO and file:// stdio (go-runc
-   * NewPipeIO), so that a process in a user namespace can reopen /proc/self/fd/N. tsrt gives the process
-   * the client's FIFOs themselves, so it chowns those; the FIFOs are the client's per-process files under a
-   * directory only root can enter. A file:// log is handed over as well, and chowning it would give the log
-   * file itself to the container's user, so that is left as it is, with a warning. A terminal and
-   * binary:// logs get no owner under runc-v2 either.
-   */
-  private async chownStdio(c: Container, p: ShimProcess, specs: string[]): Promise<void> {
-    const { ioUid: uid, ioGid: gid } = c.config;
-    if (!uid && !gid) return;
-    const chown = this.deps.chown ?? ((f: string, u: number, g: number) => fs.chown(f, u, g));
-    let warned = false;
-    for (const spec of specs) {
-      if (spec.startsWith('fifo:')) {
-        await chown(spec.slice('fifo:'.length), uid, gid);
-      } else if (spec.startsWith('file:') && !warned) {
-        warned = true;
-        c.logger.log.warn({ ioUid: uid, ioGid: gid, file: spec.slice('file:'.length), execId: p.execId || undefined },
-          'IoUid/IoGid not applied to a file:// log: tsrt hands the log file to the process itself');
-      }
-    }
-  }
-
-  /** What the backend hands the process: its stdio plan, with the `binary://` logger started first. */
-  private async stdioOf(c: Container, p: ShimProcess): Promise<Stdio> {
-    const plan = stdioFor(p.stdio);
-    if (!plan.terminal) await this.chownStdio(c, p, [plan.stdin, plan.stdout, plan.stderr]);
-    if (plan.logger) await this.deps.link.logger(p.ioKey, c.id, c.namespace, plan.logger.argv);
-    return { stdin: plan.stdin, stdout: plan.stdout, stderr: plan.stderr, terminal: plan.terminal };
   }
 
   // ---- exits ---------------------------------------------------------------------------------------------
@@ -405,7 +378,6 @@ export class TaskService {
     const namespace = this.namespaceOf(ctx);
     const ignored: Array<[string, Record<string, unknown>]> = [];
     const config = configFromOptions(req.options, (msg, fields) => { ignored.push([msg, fields]); });
-    this.deps.onConfig?.(config);
     const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
       { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
@@ -415,7 +387,7 @@ export class TaskService {
     const backend = await this.backendFor(backendName, config.pluginDir);
     const logger = containerLogger(req.bundle, id, namespace);
     for (const [msg, fields] of ignored) logger.log.warn(fields, msg);
-    const { link } = this.deps;
+    this.deps.onConfig?.(daemonOptions(config), logger.log);
     try {
       this.placeMonitor(config, logger.log);
     } catch (e) {
@@ -425,31 +397,25 @@ export class TaskService {
       throw new RuntimeError((e as Error).message);
     }
     const c: Container = {
-      id, namespace, bundle: req.bundle, backendName, config, rootfsMounted: false, backend, logger,
+      id, namespace, bundle: req.bundle, backendName, config, backend, logger,
       sharedPidNs: sharesPidNamespace(spec), init: new ShimProcess(id, '', id, processStdio), execs: new Map(), heldInitExit: null,
     };
-    const rootfs = path.join(req.bundle, 'rootfs');
+    const rootfs: Mount[] = req.rootfs.map((m) => ({ type: m.type ?? '', source: m.source ?? '', options: m.options ?? [] }));
     try {
-      if (req.rootfs.length > 0) {
-        await fs.mkdir(rootfs, { recursive: true, mode: 0o711 });
-        c.rootfsMounted = true;
-        for (const m of req.rootfs) await link.mount(m.type ?? '', m.source ?? '', rootfs, m.options ?? []);
-      }
       // Registered before the runtime runs so that an init dying at once is matched to this container.
       this.containers.set(id, c);
-      const stdio = await this.stdioOf(c, c.init);
       const containerType = spec.annotations?.['io.kubernetes.cri.container-type'] ?? '';
       const { pid } = await backend.create({
-        id, bundle: req.bundle, namespace, config, options: config.backendOptions[backendName] ?? {}, log: logger.log, stdio,
-        ioKey: c.init.ioKey, containerType,
+        id, bundle: req.bundle, namespace, rootfs, config: containerConfig(config), options: config.backendOptions[backendName] ?? {},
+        log: logger.log, stdio: processStdio, ioKey: c.init.ioKey, containerType,
       });
       c.init.pid = pid;
     } catch (e) {
       this.containers.delete(id);
       this.oomHandlers.delete(id);
+      // the backend takes down what it made: the runtime's container, the rootfs mounts
       await backend.delete(id, true).catch(() => undefined);
-      await link.release(c.init.ioKey).catch(() => undefined);
-      if (c.rootfsMounted) await link.umount(rootfs).catch(() => undefined);
+      await this.deps.link.release(c.init.ioKey).catch(() => undefined);
       this.deleteBackendUser(backendName);
       logger.log.error({ err: (e as Error).message }, 'create failed');
       logger.close();
@@ -488,8 +454,7 @@ export class TaskService {
     p.starting = true;
     try {
       if (p.execId) {
-        const stdio = await this.stdioOf(c, p);
-        const { pid } = await c.backend.exec({ id: c.id, execId: p.execId, spec: p.spec ?? {}, stdio, ioKey: p.ioKey });
+        const { pid } = await c.backend.exec({ id: c.id, execId: p.execId, spec: p.spec ?? {}, stdio: p.stdio, ioKey: p.ioKey });
         p.pid = pid;
         p.spec = null;
         p.status = 'running';
@@ -606,7 +571,6 @@ export class TaskService {
     const { link } = this.deps;
     for (const e of c.execs.values()) await link.release(e.ioKey).catch(() => undefined);
     await link.release(p.ioKey).catch(() => undefined);
-    if (c.rootfsMounted) await link.umount(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
     this.oomHandlers.delete(c.id);
     this.deleteBackendUser(c.backendName);

@@ -26,6 +26,7 @@ import {
 } from './harness.js';
 import { listPids, readCmdline } from './lib/procfs.js';
 import { TasksError, tasksClientFor } from './lib/tasks-client.js';
+import { BACKEND_API_VERSION } from '../../src/plugins/api/index.js';
 
 const suite = containerdForFile({ before, after });
 const need = (): Containerd => suite.containerd();
@@ -239,7 +240,7 @@ describe('plugins that cannot be used', () => {
   const bad: Array<{ name: string; file: string; text: string; expect: RegExp }> = [
     { name: 'syntax', file: 'syntax.mjs', text: 'export const apiVersion = 1;\nexport function createBackend( {\n', expect: /cannot be loaded/ },
     { name: 'version', file: 'version.mjs', text: 'export const apiVersion = 99;\nexport function createBackend() { return {}; }\n', expect: /backend API version 99/ },
-    { name: 'throws', file: 'throws.mjs', text: 'export const apiVersion = 1;\nexport function createBackend() { throw new Error("no sandbox for you"); }\n', expect: /createBackend threw: no sandbox for you/ },
+    { name: 'throws', file: 'throws.mjs', text: `export const apiVersion = ${BACKEND_API_VERSION};\nexport function createBackend() { throw new Error("no sandbox for you"); }\n`, expect: /createBackend threw: no sandbox for you/ },
   ];
 
   nodeTest('each is refused with a message naming its file; runc containers of the same daemon still run', { timeout: 120_000 }, async () => {

@@ -9,7 +9,7 @@ import { containerd, runtimeoptions } from '../../src/gen/proto.js';
 import { TaskService, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
-import { NotFoundError, type Backend, type BackendInit, type Exit, type ExecRequest } from '../../src/plugins/api/index.js';
+import { BACKEND_API_VERSION, NotFoundError, type Backend, type BackendInit, type CreateRequest, type Exit, type ExecRequest } from '../../src/plugins/api/index.js';
 import type { MonitorLink } from '../../src/shim/monitor-link.js';
 import type { EventPublisher } from '../../src/shim/events.js';
 import type { Handler, RequestContext } from '../../src/ttrpc/server.js';
@@ -41,6 +41,8 @@ class ScriptedBackend {
   state = new Map<string, unknown>();
   adopted: Array<{ id: string; state: unknown }> = [];
   options: Array<Record<string, unknown>> = [];
+  created: CreateRequest[] = [];
+  execs: ExecRequest[] = [];
 
   made: number[] = [];
   newPid(): number {
@@ -61,11 +63,12 @@ class ScriptedBackend {
       create: async (req) => {
         this.state.set(req.id, { created: req.id, type: req.containerType });
         this.options.push(req.options);
+        this.created.push(req);
         return { pid: this.newPid() };
       },
       adopt: (req) => { this.adopted.push({ id: req.id, state: req.state }); },
       start: async () => { this.duringStart?.(); },
-      exec: async (req) => { const pid = this.newPid(); this.duringExec?.(req, pid); return { pid }; },
+      exec: async (req) => { this.execs.push(req); const pid = this.newPid(); this.duringExec?.(req, pid); return { pid }; },
       deleteExec: async () => undefined,
       signal: async (id, execId, signal, all) => {
         this.killed.push({ execId, signal, all });
@@ -96,14 +99,15 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
   fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
   const topics: string[] = [];
   const oomWatched: Array<{ key: string; version: number; dir: string }> = [];
+  const mounts: string[] = [];
   const events = { publish: (_ns: string, topic: string) => { topics.push(topic); } } as unknown as EventPublisher;
   const link = {
     hello: { namespace: 'ns', pid: 42, containerId: 'pod1' },
     ready: async () => undefined,
     release: async () => undefined,
     closeIo: async () => { throw new Error('the core closed stdin at the monitor itself'); },
-    mount: async () => undefined,
-    umount: async () => undefined,
+    mount: async (_type: string, _source: string, target: string) => { mounts.push(`mount ${target}`); },
+    umount: async (target: string) => { mounts.push(`umount ${target}`); },
     oomWatch: async (key: string, version: number, dir: string) => { oomWatched.push({ key, version, dir }); },
   } as unknown as MonitorLink;
   const backend = new ScriptedBackend();
@@ -137,7 +141,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, restart, oomWatched, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, topics, backend, restart, oomWatched, mounts, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -294,7 +298,7 @@ test('one backend instance per group: the second container of a pod gets the sam
 test('a Create whose backend plugin is refused fails with the plugin\'s message; the group goes on serving', async () => {
   const pluginDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-ts-plugins-'));
   const broken = path.join(pluginDir, 'broken.mjs');
-  fs.writeFileSync(broken, 'export const apiVersion = 1;\nexport function createBackend() { throw new Error("boom"); }\n');
+  fs.writeFileSync(broken, `export const apiVersion = ${BACKEND_API_VERSION};\nexport function createBackend() { throw new Error("boom"); }\n`);
   const logged: string[] = [];
   const log = pino({ level: 'error' }, { write: (line: string) => { logged.push(line); } });
   let t: ReturnType<typeof setup>;
@@ -465,29 +469,31 @@ test('ShimCgroup that cannot be joined fails the Create with the reason; the nex
   }
 });
 
-test('IoUid/IoGid: the stdio FIFOs of the init and of execs are chowned; a file:// log is not, with a warning', async () => {
-  const chowned: Array<[string, number, number]> = [];
-  const t = setup(undefined, { chown: async (f, u, g) => { chowned.push([f, u, g]); } });
+test("the backend gets containerd's stdio and rootfs mounts as they came, and only the container's own options; the core mounts nothing", async () => {
+  const t = setup(undefined, { joinCgroup: () => undefined });
   try {
-    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    const rootfs = [{ type: 'overlay', source: 'overlay', options: ['lowerdir=/l', 'upperdir=/u', 'workdir=/w'] }];
     await t.rpc.create('c1', {
-      options: runcOptions({ ioUid: 100000, ioGid: 100001 }), stdin: '/fifo/c1-stdin', stdout: '/fifo/c1-stdout', stderr: '/fifo/c1-stderr',
+      options: runcOptions({ binaryName: 'crun', ioUid: 100000, shimCgroup: '/there' }), rootfs,
+      stdin: '/fifo/c1-stdin', stdout: 'binary:///usr/bin/logger?a=b', stderr: '/fifo/c1-stderr',
     });
-    assert.deepEqual(chowned, [['/fifo/c1-stdin', 100000, 100001], ['/fifo/c1-stdout', 100000, 100001], ['/fifo/c1-stderr', 100000, 100001]]);
+    const req = t.backend.created.at(-1)!;
+    assert.deepEqual(req.stdio, { stdin: '/fifo/c1-stdin', stdout: 'binary:///usr/bin/logger?a=b', stderr: '/fifo/c1-stderr', terminal: false });
+    assert.deepEqual(req.rootfs, rootfs);
+    assert.equal(req.config.binaryName, 'crun');
+    assert.equal(req.config.ioUid, 100000);
+    for (const key of ['shimCgroup', 'metricsAddress', 'logLevel', 'transport', 'pluginDir', 'backend', 'backendOptions']) {
+      assert.ok(!(key in req.config), `${key} is not the backend's`);
+    }
     await t.rpc.start('c1');
-    chowned.length = 0;
     await t.rpc.exec('c1', 'e1');
     await t.rpc.start('c1', 'e1');
-    assert.deepEqual(chowned, [], 'an exec without stdio has nothing to chown');
-    // a terminal (console socket) and no IoUid: nothing
-    await t.rpc.create('c2', { options: runcOptions({ ioUid: 5 }), stdin: '/fifo/c2-in', stdout: '/fifo/c2-out', terminal: true });
-    await t.rpc.create('c3', { stdout: '/fifo/c3-out' });
-    assert.deepEqual(chowned, []);
-    await t.rpc.create('c4', { options: runcOptions({ ioGid: 7 }), stdout: 'file:///var/log/c4.log', stderr: 'file:///var/log/c4.log' });
-    assert.deepEqual(chowned, []);
-    const warned = logLines(t.bundle).filter((l) => l.level === 40 && /IoUid\/IoGid not applied to a file:\/\/ log/.test(String(l.msg)));
-    assert.equal(warned.length, 1, 'one warning per process');
-    assert.equal(warned[0]!.file, '/var/log/c4.log');
+    assert.deepEqual(t.backend.execs.at(-1)!.stdio, { stdin: '', stdout: '', stderr: '', terminal: false });
+    t.backend.exit('c1', 'e1', t.backend.made[1]!, 0);
+    t.backend.exit('c1', '', t.backend.made[0]!, 0);
+    await t.rpc.wait('c1');
+    await t.rpc.delete('c1');
+    assert.deepEqual(t.mounts, [], 'mounts are the backend\'s to make and take down');
   } finally {
     t.cleanup();
   }

@@ -4,33 +4,36 @@
 // (container id, exec id), their exits, OOM kills and statistics come from the backend, and signals,
 // stdin's close and pty resizes go to it. docs/backends.md walks through writing one.
 //
-// Host-process backends (runc, native) share the helpers in ../host/ (monitor stdio, cgroup stats, OOM
-// watch, signals by host pid), so that each of them stays short.
-import type { RuntimeConfig } from '../config.js';
+// Host-process backends (runc, native) share the helpers in ../host/ (monitor stdio, rootfs mounts,
+// cgroup stats, OOM watch, signals by host pid), so that each of them stays short.
+import type { ContainerConfig } from '../config.js';
 
 import * as errors from './errors.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { signalHostPid } from '../host/signal.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
+import { hostStdio } from '../host/stdio.js';
+import { HostRootfs } from '../host/rootfs.js';
 
 export * from './errors.js';
-export type { RuntimeConfig };
+export type { ContainerConfig };
 
 /**
  * The version of this contract. A plugin exports the one it implements; the core refuses another.
  * Bumped when a change would break a backend written against the previous one.
  */
-export const BACKEND_API_VERSION = 1;
+export const BACKEND_API_VERSION = 2;
 
 /**
  * What a plugin gets at run time in `BackendInit.api` (the daemon is one bundled file, so a plugin does
  * not import it): the contract's version, its error classes (each with its wire code), and the helpers
- * of host-process backends (a container's host cgroups: OOM watch and Stats; signals by host pid), and
+ * of host-process backends (a container's host cgroups: OOM watch and Stats; signals by host pid; its
+ * stdio as monitor specs; its rootfs mounts), and
  * writeCleanupCommand: the command the C `delete` binary runs for the container after its daemon is
  * gone, which every backend writes into the bundle at create.
  */
 export const backendApi = {
-  version: BACKEND_API_VERSION, errors, host: { HostCgroups, signalHostPid }, writeCleanupCommand,
+  version: BACKEND_API_VERSION, errors, host: { HostCgroups, HostRootfs, hostStdio, signalHostPid }, writeCleanupCommand,
 } as const;
 export type BackendApi = typeof backendApi;
 
@@ -51,10 +54,23 @@ export interface Exit {
   at: Date;
 }
 
+/**
+ * The monitor's stdio specs for a process it spawns: '' = /dev/null, `fifo:<path>`, `file:<path>`,
+ * `logger:1|2` (the pipes of the io key's binary:// logger). host.hostStdio makes them from containerd's.
+ */
+export interface MonitorStdio {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  /** The process gets a pty; stdin/stdout are then copied to and from its master (ProcessHost.console). */
+  terminal: boolean;
+}
+
 /** A process for the monitor to run (and reap): the runtime CLI, a logger. */
 export interface SpawnRequest {
   ioKey: string;
   cwd: string;
+  /** MonitorStdio specs */
   stdin: string;
   stdout: string;
   stderr: string;
@@ -88,14 +104,38 @@ export interface ProcessHost {
    * the kill caused. The watch ends with the container (its Delete releases it at the monitor).
    */
   oomWatch(containerId: string, version: 1 | 2, dir: string, onOom: () => void): Promise<void>;
+  /**
+   * Starts the `binary://` logger of `ioKey` (argv: the URI's path, then its query as arguments), which
+   * reads what a process spawned with stdout `logger:1` and stderr `logger:2` writes.
+   */
+  logger(ioKey: string, containerId: string, namespace: string, argv: string[]): Promise<void>;
+  /** Mounts on `target` (on top of what is there), as mount(8) with `-t type -o options source target`. */
+  mount(type: string, source: string, target: string, options: string[]): Promise<void>;
+  /** Takes down every mount stacked on `target`; nothing mounted there is not an error. */
+  umount(target: string): Promise<void>;
+  /**
+   * For processes that are not host children (a VM's agent): the monitor copies, in C and without the
+   * daemon, between `endpoint` (`unix:<path>`: a stream socket it connects to; or the path of a FIFO or
+   * character device) and one of containerd's stdio streams, `target` (`fifo:<path>`, or `file:<path>`
+   * for output). 'out' copies endpoint → target and closes the target at the endpoint's EOF, so the client
+   * sees EOF; 'in' copies target (the stdin FIFO) → endpoint, and `closeIo(ioKey)` ends it: the endpoint's
+   * write side is shut once what was read has been written. The copies keep flowing while the daemon is
+   * restarted and end with the io key's release at Delete.
+   */
+  copy(ioKey: string, direction: 'in' | 'out', endpoint: string, target: string): Promise<void>;
 }
 
+/**
+ * A process's stdio in containerd's terms, as the Create or Exec request gave it. stdin: the path of the
+ * client's FIFO, or ''. stdout and stderr: FIFO paths, or stdout a `file:///path` (both streams go to that
+ * file) or a `binary:///path?args` logger (the process's output is piped to it; stdin stays unconnected);
+ * '' = none. With `terminal`, stderr is unused (the pty merges it). The core has checked the schemes
+ * already; host.hostStdio turns this into monitor specs, a VM backend asks for copies (ProcessHost.copy).
+ */
 export interface Stdio {
-  /** Monitor stdio specs: '' = /dev/null, `fifo:<path>`, `file:<path>`, `logger:1|2`. */
   stdin: string;
   stdout: string;
   stderr: string;
-  /** The process gets a pty; stdin/stdout are then copied to and from its master. */
   terminal: boolean;
 }
 
@@ -136,8 +176,16 @@ export interface CreateRequest {
   id: string;
   bundle: string;
   namespace: string;
-  /** This container's runtime options (the runc keys and tsrt's own, as the options file gave them). */
-  config: RuntimeConfig;
+  /**
+   * containerd's rootfs mounts, to be stacked in order on `<bundle>/rootfs` (none: the bundle's rootfs is
+   * used as it is). The backend makes them (host.HostRootfs on the host) and its delete takes them down.
+   */
+  rootfs: Mount[];
+  /**
+   * This container's runtime options (the runc keys: BinaryName, Root, SystemdCgroup, NoPivotRoot,
+   * NoNewKeyring, IoUid, IoGid). The shim's and the daemon's options are not the backend's.
+   */
+  config: ContainerConfig;
   /**
    * The options file's `[backends.<this backend's name>]` table ({} when there is none). The backend checks
    * it: an unknown key or a wrong value is an InvalidArgumentError naming it, before anything is made.
@@ -165,8 +213,12 @@ export interface AdoptRequest {
   id: string;
   bundle: string;
   namespace: string;
-  config: RuntimeConfig;
+  config: ContainerConfig;
+  /** The backend's `[backends.<name>]` table, as the container's Create had it. */
+  options: Record<string, unknown>;
   log: Logger;
+  /** Where the process's stdio lives at the monitor (the init's; an exec's is `<id>/<execId>`). */
+  ioKey: string;
   pid: number;
   /** Its init has not been seen exiting, so the backend reports its exit through `exited` again. */
   running: boolean;

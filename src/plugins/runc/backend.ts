@@ -9,9 +9,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   InvalidArgumentError, NotFoundError, RuntimeError,
-  type Backend, type BackendInit, type CreateRequest, type ExecRequest, type Logger, type RuntimeConfig, type Stdio,
+  type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Logger, type Stdio,
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
+import { HostRootfs } from '../host/rootfs.js';
+import { hostStdio } from '../host/stdio.js';
 import { signalHostPid } from '../host/signal.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import { cgroupMode } from '../../cgroups/mode.js';
@@ -66,8 +68,11 @@ function commandPrefix(binary: string): string[] {
 
 /** What the backend keeps of one container. */
 interface RuncContainer {
+  id: string;
   bundle: string;
-  config: RuntimeConfig;
+  namespace: string;
+  config: ContainerConfig;
+  log: Logger;
   /** `--root` of the runtime: the options' Root, per namespace (runc-v2 alike) */
   root: string;
   /** tsrt-hybrid-exec for crun on a hybrid cgroup host, else nothing */
@@ -77,17 +82,22 @@ interface RuncContainer {
   /** host pids of the execs started, by exec id (an exec is signalled directly) */
   execPids: Map<string, number>;
   cgroups: HostCgroups;
+  /** containerd's rootfs mounts on `<bundle>/rootfs` */
+  rootfs: HostRootfs;
 }
+
+/** What the core keeps for the backend across a daemon restart (stateOf, AdoptRequest.state). */
+interface RuncState { rootfsMounted: boolean }
 
 export function createRuncBackend(init: BackendInit): Backend {
   const { host } = init;
   const containers = new Map<string, RuncContainer>();
   let updates = 0;
 
-  const track = (id: string, bundle: string, namespace: string, config: RuntimeConfig, log: Logger, initPid: number): RuncContainer => {
+  const track = (id: string, bundle: string, namespace: string, config: ContainerConfig, log: Logger, initPid: number): RuncContainer => {
     const c: RuncContainer = {
-      bundle, config, root: path.join(config.root, namespace), prefix: commandPrefix(config.binaryName),
-      initPid, initExited: false, execPids: new Map(), cgroups: new HostCgroups(log),
+      id, bundle, namespace, config, log, root: path.join(config.root, namespace), prefix: commandPrefix(config.binaryName),
+      initPid, initExited: false, execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle),
     };
     containers.set(id, c);
     return c;
@@ -129,10 +139,13 @@ export function createRuncBackend(init: BackendInit): Backend {
   async function spawnWithPid(op: string, c: RuncContainer, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
     const { bundle } = c;
     // No need to remove an old pid file first: runc and crun replace it atomically.
+    const specs = await hostStdio(host, {
+      ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
+    });
     let consoleArgs: string[] = [];
-    let io = { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr };
+    let io = { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr };
     if (stdio.terminal) {
-      const socket = await host.console(ioKey, stdio.stdin, stdio.stdout);
+      const socket = await host.console(ioKey, specs.stdin, specs.stdout);
       consoleArgs = ['--console-socket', socket];
       io = { stdin: '', stdout: '', stderr: '' };
     }
@@ -167,6 +180,7 @@ export function createRuncBackend(init: BackendInit): Backend {
       const { config } = c;
       // what the delete binary runs to clean up after a dead daemon
       writeCleanupCommand(req.bundle, [...c.prefix, config.binaryName, '--root', c.root, 'delete', '--force', req.id]);
+      await c.rootfs.mount(req.rootfs);
       const pidFile = path.join(req.bundle, 'init.pid');
       const args = [
         '--bundle', req.bundle, ...(config.noPivotRoot ? ['--no-pivot'] : []), ...(config.noNewKeyring ? ['--no-new-keyring'] : []), req.id,
@@ -181,8 +195,9 @@ export function createRuncBackend(init: BackendInit): Backend {
       return { pid };
     },
 
-    adopt({ id, bundle, namespace, config, log, pid, running, runningExecs }) {
+    adopt({ id, bundle, namespace, config, log, pid, running, runningExecs, state }) {
       const c = track(id, bundle, namespace, config, log, pid);
+      c.rootfs.adopt((state as Partial<RuncState> | undefined)?.rootfsMounted);
       c.initExited = !running;
       if (running) watchExit(id, '', pid);
       for (const e of runningExecs) {
@@ -244,7 +259,13 @@ export function createRuncBackend(init: BackendInit): Backend {
         const why = (await lastLoggedError(path.join(c.bundle, 'log.json'))) ?? res.stderr;
         if (!/does not exist|not found/i.test(why)) throw new RuntimeError(`OCI runtime delete failed: ${why.trim()}`);
       }
+      await c.rootfs.unmount();
       containers.delete(id);
+    },
+
+    stateOf(id): RuncState | undefined {
+      const c = containers.get(id);
+      return c && { rootfsMounted: c.rootfs.mounted };
     },
 
     async pause(id) {
