@@ -4,6 +4,7 @@
 // TaskExit → TaskDelete; an exit seen while Start runs is held until TaskStart is queued).
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import protobuf from 'protobufjs/minimal.js';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
 import { backendApi, type Backend, type BackendFactory, type Mount } from '../plugins/api/index.js';
@@ -18,7 +19,7 @@ import { parseTime, toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
 import type { Exit, MonitorLink } from './monitor-link.js';
 import type { ExitRouter } from './exit-router.js';
-import { containerLogger, type ContainerLogger, type Logger } from './log.js';
+import { containerLogger, logLevel, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
 import { joinCgroup } from '../cgroups/join.js';
@@ -702,10 +703,62 @@ export class TaskService {
       },
     };
     for (const [name, h] of Object.entries(methods)) {
-      methods[name] = async (b, ctx) => { await this.restored; return h(b, ctx); };
+      methods[name] = async (b, ctx) => {
+        await this.restored;
+        return logLevel() === 'debug' ? this.traced(name, b, () => h(b, ctx)) : h(b, ctx);
+      };
     }
     return methods;
   }
+
+  /**
+   * LogLevel debug: every Task request is a line in its container's log (containerd's log, through the
+   * bundle's `log` FIFO), with how long it took and how it failed; one without a container (the container's
+   * own Delete included, which closed its log) in the daemon's.
+   */
+  private async traced(method: string, payload: Uint8Array, run: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const ids = requestIds(payload);
+    const id = ids.id;
+    const execId = WITH_EXEC_ID.has(method) ? ids.execId : '';
+    const logOf = (): Logger => this.containers.get(id)?.logger.log ?? this.deps.log;
+    const t0 = process.hrtime.bigint();
+    const ms = (): number => Number(process.hrtime.bigint() - t0) / 1e6;
+    try {
+      const reply = await run();
+      logOf().debug({ method, execId: execId || undefined, ms: ms() }, 'task request');
+      return reply;
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      logOf().debug({ method, execId: execId || undefined, ms: ms(), code, err: (e as Error).message }, 'task request failed');
+      throw e;
+    }
+  }
+}
+
+/** The Task requests whose field 2 is the exec id (in the others it is the bundle, a path, resources, ...). */
+const WITH_EXEC_ID: ReadonlySet<string> = new Set(['Start', 'State', 'Wait', 'Kill', 'Delete', 'Exec', 'ResizePty', 'CloseIO']);
+
+/**
+ * The string fields 1 and 2 of a Task request: field 1 is the container id in every one, field 2 the exec
+ * id in those of WITH_EXEC_ID; read without decoding the rest.
+ */
+export function requestIds(payload: Uint8Array): { id: string; execId: string } {
+  const out = { id: '', execId: '' };
+  try {
+    const r = protobuf.Reader.create(payload);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      if ((field === 1 || field === 2) && (tag & 7) === 2) {
+        const v = r.string();
+        if (field === 1) out.id = v;
+        else out.execId = v;
+      } else {
+        r.skipType(tag & 7);
+      }
+    }
+  } catch { /* a malformed request: its handler says so */ }
+  return out;
 }
 
 /** Monitor io key of an exec (container ids never contain '/'). */

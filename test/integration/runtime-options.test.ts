@@ -133,6 +133,25 @@ describe('runtime options through containerd', { timeout: 300_000 }, () => {
     await waitFor(() => warned('CriuWorkPath') && warned('TaskApiAddress'), WAIT_MS, { what: 'both warnings in containerd\'s log' });
   });
 
+  test('LogLevel, a daemon-wide option: debug traces each Task request in containerd\'s log; a later Create asking for another level is warned', async () => {
+    const c = suite.containerd();
+    const debug = optionsFile('debug.toml', ['LogLevel = "debug"']);
+    const id = uniqueId('loglevel');
+    const r = await c.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', debug, suite.image(), id, 'echo', 'ok'], { timeoutMs: CMD_MS });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = () => readFileSync(c.logPath, 'utf8').split('\n').filter((l) => l.includes(`"id":"${id}"`));
+    // (the Create that sets the level is not traced: it was not known to be wanted when it arrived)
+    const traced = (method: string) => lines().some((l) => l.includes('"msg":"task request"') && l.includes(`"method":"${method}"`));
+    await waitFor(() => traced('Start') && traced('Wait') && traced('State'), WAIT_MS, { what: 'Start, Wait and State traced in containerd\'s log' });
+
+    const other = optionsFile('error.toml', ['LogLevel = "error"']);
+    const id2 = uniqueId('loglevel');
+    const r2 = await c.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', other, suite.image(), id2, 'true'], { timeoutMs: CMD_MS });
+    assert.equal(r2.code, 0, r2.stderr);
+    await waitFor(() => readFileSync(c.logPath, 'utf8').split('\n').some((l) => l.includes(`"id":"${id2}"`) &&
+      l.includes('LogLevel differs from the one the daemon took') && l.includes('"serving":"debug"')), WAIT_MS, { what: 'the warning for the second level' });
+  });
+
   test('a [backends.runc] table is refused by the runc backend, naming the key; nothing is left of the container', async () => {
     const c = suite.containerd();
     const cfg = optionsFile('runc-table.toml', ['[backends.runc]', 'binary = "crun"']);

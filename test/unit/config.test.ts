@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { configFromOptions, DEFAULT_CONFIG, parseMetricsAddress, readConfigBody, readConfigFile } from '../../src/plugins/config.js';
+import {
+  configFromOptions, containerConfig, daemonOptions, DEFAULT_CONFIG, parseMetricsAddress, readConfigBody, readConfigFile,
+} from '../../src/plugins/config.js';
 import { containerd, runtimeoptions } from '../../src/gen/proto.js';
 import { Code } from '../../src/ttrpc/codes.js';
 
@@ -64,6 +66,30 @@ test('[backends.<name>] tables: kept as they are for that backend to check; a ma
   assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/backends must be a table of \[backends.<name>\] tables/));
   fs.writeFileSync(f, '[backends]\ngvisor = "ptrace"\n');
   assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/backends.gvisor must be a table/));
+});
+
+test('LogLevel: unset by default; debug, info, warn or error; anything else is InvalidArgument listing them', () => {
+  assert.equal(configFromOptions(undefined).logLevel, '');
+  const f = path.join(tmp, 'loglevel.toml');
+  for (const level of ['debug', 'info', 'warn', 'error']) {
+    fs.writeFileSync(f, `LogLevel = "${level}"\n`);
+    assert.equal(configFromOptions(runtimeOptions(f)).logLevel, level);
+  }
+  for (const bad of ['"trace"', '"DEBUG"', '""', '1']) {
+    fs.writeFileSync(f, `LogLevel = ${bad}\n`);
+    assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/LogLevel must be one of "debug", "info", "warn", "error"/));
+  }
+});
+
+test('the scopes of a document: a backend gets the container keys only; the daemon its own', () => {
+  const f = path.join(tmp, 'scopes.toml');
+  fs.writeFileSync(f, 'BinaryName = "crun"\nIoUid = 5\nLogLevel = "warn"\nMetricsAddress = "127.0.0.1:9464"\nShimCgroup = "/s"\n[backends.x]\na = 1\n');
+  const c = configFromOptions(runtimeOptions(f));
+  assert.deepEqual(containerConfig(c), {
+    binaryName: 'crun', root: DEFAULT_CONFIG.root, systemdCgroup: false, noPivotRoot: false, noNewKeyring: false, ioUid: 5, ioGid: 0,
+  });
+  assert.deepEqual(daemonOptions(c), { metricsAddress: '127.0.0.1:9464', logLevel: 'warn' });
+  assert.deepEqual(daemonOptions({}), { metricsAddress: '', logLevel: '' }, 'a record of an older daemon');
 });
 
 test('MetricsAddress: off by default, unix sockets and loopback ports accepted', () => {

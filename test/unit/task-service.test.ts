@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { containerd, runtimeoptions } from '../../src/gen/proto.js';
-import { TaskService, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
+import { TaskService, requestIds, sharesPidNamespace, type GroupDeps } from '../../src/shim/task-service.js';
+import { logLevel, setLogLevel } from '../../src/shim/log.js';
 import { ExitRouter } from '../../src/shim/exit-router.js';
 import { StateStore } from '../../src/shim/state-store.js';
 import { BACKEND_API_VERSION, NotFoundError, type Backend, type BackendInit, type CreateRequest, type Exit, type ExecRequest } from '../../src/plugins/api/index.js';
@@ -497,6 +498,40 @@ test("the backend gets containerd's stdio and rootfs mounts as they came, and on
   } finally {
     t.cleanup();
   }
+});
+
+test('LogLevel debug: each Task request is a line in its container\'s log, with its method, exec id and outcome', async () => {
+  const t = setup();
+  const was = logLevel();
+  try {
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    setLogLevel('debug');
+    await t.rpc.create('c1');
+    await t.rpc.start('c1');
+    await assert.rejects(t.rpc.start('c1', 'nope'), code(Code.NotFound));
+    const traced = logLines(t.bundle).filter((l) => l.msg === 'task request' || l.msg === 'task request failed');
+    assert.deepEqual(traced.map((l) => [l.msg, l.method, l.execId, l.id]), [
+      ['task request', 'Create', undefined, 'c1'],
+      ['task request', 'Start', undefined, 'c1'],
+      ['task request failed', 'Start', 'nope', 'c1'],
+    ]);
+    assert.ok(traced.every((l) => typeof l.ms === 'number'));
+    assert.equal(traced[2]!.code, Code.NotFound);
+    setLogLevel('info');
+    fs.writeFileSync(path.join(t.bundle, 'log'), '');
+    await t.rpc.state('c1');
+    assert.deepEqual(logLines(t.bundle).filter((l) => l.msg === 'task request'), [], 'not at info');
+  } finally {
+    setLogLevel(was);
+    t.cleanup();
+  }
+});
+
+test('requestIds: the container id, and field 2, of a Task request without decoding it', () => {
+  assert.deepEqual(requestIds(task.KillRequest.encode({ id: 'c1', execId: 'e1', signal: 9, all: true }).finish()), { id: 'c1', execId: 'e1' });
+  assert.deepEqual(requestIds(task.UpdateTaskRequest.encode({ id: 'c2', resources: { typeUrl: 'x', value: Buffer.from('{}') } }).finish()).id, 'c2');
+  assert.deepEqual(requestIds(task.PidsRequest.encode({ id: 'c3' }).finish()), { id: 'c3', execId: '' });
+  assert.deepEqual(requestIds(Buffer.from([0x0a, 0x05, 0x61])), { id: '', execId: '' }, 'a truncated request');
 });
 
 test('options tsrt does not act on are logged as warnings on the container log, not dropped silently', async () => {
