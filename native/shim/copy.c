@@ -66,12 +66,13 @@ static const char *dir_name(const struct copy *c)
 	return c->in ? "in" : "out";
 }
 
-/* Close everything; the sweep frees it. */
+/* Close everything, containerd's side first (so that an agent seeing its connection end knows containerd's
+ * EOF is out); the sweep frees it. */
 static void end_copy(struct copy *c, int level, const char *why)
 {
-	close_fd(&c->src);
-	close_fd(&c->dst);
+	close_fd(c->in ? &c->src : &c->dst);
 	close_fd(&c->keep);
+	close_fd(c->in ? &c->dst : &c->src);
 	c->gone = 1;
 	logm(level, "copy %s %s %s ended: %s (%llu bytes)", c->key, dir_name(c), c->endpoint, why,
 	     (unsigned long long)c->bytes);
@@ -398,7 +399,10 @@ int copy_start(const char *key, const char *direction, const char *endpoint, con
 		free_copy(c);
 		return e;
 	}
-	c->use_splice = is_pipe(c->src) || is_pipe(c->dst);
+	/* TSRT_COPY_SPLICE=0 in the monitor's environment: read/write for every copy (a way around a kernel
+	 * whose splice misbehaves for some pair, and how the tests run read/write into a FIFO that fills) */
+	const char *knob = getenv("TSRT_COPY_SPLICE");
+	c->use_splice = (is_pipe(c->src) || is_pipe(c->dst)) && !(knob && strcmp(knob, "0") == 0);
 	if (!c->use_splice)
 		to_rw(c);
 	/* the source waits for poll (see rw_pump); the destination is tried, an EAGAIN settles it */
