@@ -1,6 +1,7 @@
 #include "control.h"
 #include "buf.h"
 #include "console.h"
+#include "copy.h"
 #include "frame.h"
 #include "log.h"
 #include "logger.h"
@@ -323,11 +324,31 @@ static void do_oomwatch(char **f, size_t n)
 	reply_ok(f[1], NULL);
 }
 
-/* iostats <seq> -> ok <seq> <stdin bytes> <stdout bytes> */
+/* copy <seq> <io key> <in|out> <endpoint> <target> */
+static void do_copy(char **f, size_t n)
+{
+	if (n != 6) {
+		reply_err(f[1], EINVAL, "malformed copy request");
+		return;
+	}
+	char err[512];
+	int e = copy_start(f[2], f[3], f[4], f[5], err, sizeof err);
+	if (e) {
+		logm(LV_WARN, "copy %s %s failed: %s", f[2], f[3], err);
+		reply_err(f[1], e, err);
+		return;
+	}
+	reply_ok(f[1], NULL);
+}
+
+/* iostats <seq> -> ok <seq> <stdin bytes> <stdout bytes> (consoles and copies) */
 static void do_iostats(const char *seq)
 {
-	uint64_t in, out;
+	uint64_t in, out, cin, cout;
 	console_io_counts(&in, &out);
+	copy_io_counts(&cin, &cout);
+	in += cin;
+	out += cout;
 	struct buf b = { 0 };
 	size_t s = frame_begin(&b);
 	frame_add(&b, "ok");
@@ -349,12 +370,14 @@ static void dispatch(char **f, size_t n)
 	} else if (strcmp(req, "closeio") == 0 && n == 3) {
 		spawn_closeio(f[2]);
 		console_closeio(f[2]);
+		copy_closeio(f[2]);
 		reply_ok(f[1], NULL);
 	} else if (strcmp(req, "release") == 0 && n == 3) {
 		spawn_release(f[2]);
 		console_release(f[2]);
 		logger_release(f[2]);
 		oom_release(f[2]);
+		copy_release(f[2]);
 		reply_ok(f[1], NULL);
 	} else if (strcmp(req, "console") == 0) {
 		do_console(f, n);
@@ -366,6 +389,8 @@ static void dispatch(char **f, size_t n)
 		do_logger(f, n);
 	} else if (strcmp(req, "oomwatch") == 0) {
 		do_oomwatch(f, n);
+	} else if (strcmp(req, "copy") == 0) {
+		do_copy(f, n);
 	} else if (strcmp(req, "iostats") == 0 && n == 2) {
 		do_iostats(f[1]);
 	} else if (strcmp(req, "mount") == 0) {

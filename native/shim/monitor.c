@@ -2,6 +2,7 @@
 #include "monitor.h"
 #include "console.h"
 #include "control.h"
+#include "copy.h"
 #include "log.h"
 #include "logger.h"
 #include "oom.h"
@@ -48,6 +49,7 @@ void monitor_exit(int code)
 	spawn_release_all();
 	logger_release_all();
 	oom_release_all();
+	copy_release_all();
 	close(cfg->listen_fd);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -180,12 +182,13 @@ void monitor_run(const struct monitor_cfg *c)
 		deadline = earliest(deadline, logger_deadline());
 
 		size_t np = proxy_slots(), nc = console_slots(), nl = logger_slots(), no = oom_slots();
-		size_t n = 3 + np + nc + nl + no;
+		size_t ny = copy_slots();
+		size_t n = 3 + np + nc + nl + no + ny;
 		if (n > npfds_cap) {
 			npfds_cap = n * 2;
 			pfds = xrealloc(pfds, npfds_cap * sizeof *pfds);
 		}
-		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc, *ooms = logs + nl;
+		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc, *ooms = logs + nl, *cps = ooms + no;
 		pfds[0] = (struct pollfd){ .fd = accepting ? cfg->listen_fd : -1, .events = POLLIN };
 		pfds[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfds[2] = (struct pollfd){ .fd = control_fd(), .events = control_events() };
@@ -193,6 +196,7 @@ void monitor_run(const struct monitor_cfg *c)
 		console_fill(cons);
 		logger_fill(logs);
 		oom_fill(ooms);
+		copy_fill(cps);
 		for (size_t i = 0; i < n; i++)
 			pfds[i].revents = 0;
 
@@ -210,10 +214,11 @@ void monitor_run(const struct monitor_cfg *c)
 			}
 			continue;
 		}
-		/* first: requests handled below may add or remove consoles, loggers and OOM watches */
+		/* first: requests handled below may add or remove consoles, loggers, OOM watches and copies */
 		console_dispatch(cons);
 		logger_dispatch(logs);
 		oom_dispatch(ooms);
+		copy_dispatch(cps);
 		now = mono_ms();
 		console_timers(now);
 		logger_timers(now);

@@ -159,7 +159,18 @@ export class MonitorLink {
   async oomWatch(key: string, version: 1 | 2, dir: string): Promise<void> {
     await this.request('oomwatch', [key, `v${version}`, dir]);
   }
-  /** Bytes the monitor's consoles have copied, stdin → pty and pty → stdout (other stdio is not copied). */
+  /**
+   * The monitor copies, in C and from then on without the daemon, between a process stream it did not fork
+   * and containerd's stdio: direction 'out' from endpoint to target, 'in' from target to endpoint. endpoint:
+   * `unix:<absolute path>` (a stream socket it connects to, e.g. a VM agent's) or the absolute path of a
+   * FIFO or character device; target: `fifo:<path>`, or for 'out' also `file:<path>`. Resolves once both
+   * are open; `closeIo(ioKey)` ends the key's 'in' copy (at the stdin FIFO's EOF, the endpoint's write
+   * side is shut), `release(ioKey)` ends all of them.
+   */
+  async copy(ioKey: string, direction: 'in' | 'out', endpoint: string, target: string): Promise<void> {
+    await this.request('copy', [ioKey, direction, endpoint, target]);
+  }
+  /** Bytes the monitor's consoles and copies have moved: stdin → pty or endpoint, pty or endpoint → stdout. */
   async ioStats(): Promise<{ stdinBytes: number; stdoutBytes: number }> {
     const [stdin, stdout] = await this.request('iostats', []);
     return { stdinBytes: Number(stdin), stdoutBytes: Number(stdout) };
