@@ -175,10 +175,6 @@ export class MonitorLink {
     const [stdin, stdout] = await this.request('iostats', []);
     return { stdinBytes: Number(stdin), stdoutBytes: Number(stdout) };
   }
-  /** The monitor copies between endpoint and one of containerd's stdio streams (ProcessHost.copy). */
-  async copy(ioKey: string, direction: 'in' | 'out', endpoint: string, target: string): Promise<void> {
-    await this.request('copy', [ioKey, direction, endpoint, target]);
-  }
   async release(ioKey: string): Promise<void> { await this.request('release', [ioKey]); }
   async mount(type: string, source: string, target: string, options: string[]): Promise<void> {
     await this.request('mount', [type, source, target, options.join(',')]);
