@@ -118,9 +118,10 @@ export interface ProcessHost {
    * daemon, between `endpoint` (`unix:<path>`: a stream socket it connects to; or the path of a FIFO or
    * character device) and one of containerd's stdio streams, `target` (`fifo:<path>`, or `file:<path>`
    * for output). 'out' copies endpoint → target and closes the target at the endpoint's EOF, so the client
-   * sees EOF; 'in' copies target (the stdin FIFO) → endpoint, and `closeIo(ioKey)` ends it: the endpoint's
-   * write side is shut once what was read has been written. The copies keep flowing while the daemon is
-   * restarted and end with the io key's release at Delete.
+   * sees EOF; 'in' copies target (the stdin FIFO) → endpoint (one per io key), and ends once `closeIo(ioKey)`
+   * has let go of the monitor's own writer and the client has closed its end: at that EOF the endpoint's
+   * write side is shut, with every byte delivered (runc-v2's stdin alike). The copies keep flowing while the
+   * daemon is restarted and end with the io key's release at Delete.
    */
   copy(ioKey: string, direction: 'in' | 'out', endpoint: string, target: string): Promise<void>;
 }
