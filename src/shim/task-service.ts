@@ -7,7 +7,7 @@ import path from 'node:path';
 import protobuf from 'protobufjs/minimal.js';
 import { containerd } from '../gen/proto.js';
 import type { Handler, RequestContext } from '../ttrpc/server.js';
-import { backendApi, type Backend, type BackendFactory, type Mount } from '../plugins/api/index.js';
+import { EXEC_ID, backendApi, type Backend, type BackendFactory, type Mount } from '../plugins/api/index.js';
 import { DEFAULT_CONFIG, configFromOptions, containerConfig, daemonOptions, type DaemonOptions } from '../plugins/config.js';
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
@@ -28,8 +28,6 @@ const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
 const NS_KEY = 'containerd-namespace-ttrpc';
 const PROCESS_DETAILS_URL = 'containerd.runc.v1.ProcessDetails';
-/** containerd's own rule for exec ids (≤ 76 characters of an identifier charset). */
-const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
 interface Container {
   id: string;
@@ -423,7 +421,7 @@ export class TaskService {
       throw e;
     }
     this.persist(c);
-    logger.log.info({ pid: c.init.pid, backend: backend.name, runtime: config.binaryName }, 'container created');
+    logger.log.info({ pid: c.init.pid, backend: backend.name }, 'container created');
     this.deps.events.publish(namespace, '/tasks/create', containerd.events.TaskCreate.encode({
       containerId: id, bundle: req.bundle, rootfs: req.rootfs,
       io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },

@@ -37,6 +37,12 @@ export const backendApi = {
 } as const;
 export type BackendApi = typeof backendApi;
 
+/**
+ * containerd's rule for exec ids (at most 76 characters of an identifier charset). The core refuses any
+ * other before a backend sees it, so a backend may use an exec id in a file name.
+ */
+export const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
+
 /** A pino-compatible logger: an object of fields first, then the message. */
 export interface Logger {
   debug(fields: object, msg?: string): void;

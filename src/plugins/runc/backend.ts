@@ -8,7 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  InvalidArgumentError, NotFoundError, RuntimeError,
+  EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError,
   type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Logger, type Stdio,
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
@@ -34,8 +34,6 @@ function run(argv: string[], cwd?: string): Promise<CommandResult> {
   });
 }
 
-/** Exec ids become file names in the bundle; containerd validates them, the backend re-checks. */
-const EXEC_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
 /** The last error runc/crun wrote to its JSON log, which is what runc-v2 reports too. */
 async function lastLoggedError(logFile: string): Promise<string | null> {
