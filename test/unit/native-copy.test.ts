@@ -17,6 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pidAlive, sleep, waitFor } from './lib/wait.js';
+import { runBinary, type RunResult } from './lib/run-binary.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -125,21 +126,7 @@ test.listen(path.join(dir, 'test.sock'));
 process.on('SIGTERM', () => process.exit(0));
 `;
 
-interface RunResult { code: number | null; stdout: Buffer; stderr: string }
-
-function runShim(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.stdin.on('error', () => { /* EPIPE: only start reads stdin */ });
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
-    child.stdin.end();
-  });
-}
+const runShim = (args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> => runBinary(BIN, args, opts);
 
 function daemonCmd(dir: string, cmd: object): Promise<any> {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,7 @@
 // with "protocol":"grpc", and the monitor turns each call into a ttrpc Request for the daemon and its
 // ttrpc Response back into gRPC; a daemon that dies mid-call is handled as on ttrpc.
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { runtimeoptions } from '../../src/gen/proto.js';
 import { pidAlive, waitFor } from './lib/wait.js';
+import { runBinary } from './lib/run-binary.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -131,18 +132,9 @@ function daemonCmd(dir: string, cmd: object): Promise<unknown> {
   });
 }
 
-function runStart(args: string[], stdin: Buffer, opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.stdin.on('error', () => {});
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.end(stdin);
-  });
+async function runStart(args: string[], stdin: Buffer, opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runBinary(BIN, args, { ...opts, stdin });
+  return { ...r, stdout: r.stdout.toString() };
 }
 
 /** google.protobuf.Any{runtimeoptions.v1.Options}, what containerd puts on start's stdin. */

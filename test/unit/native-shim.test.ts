@@ -6,13 +6,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pidAlive, sleep, waitFor } from './lib/wait.js';
+import { runBinary, type RunResult } from './lib/run-binary.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -597,21 +598,9 @@ test.listen(path.join(dir, 'test.sock'));
 process.on('SIGTERM', () => process.exit(0));
 `;
 
-interface RunResult { code: number | null; stdout: Buffer; stderr: string }
-
-function runShim(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.stdin.on('error', () => { /* EPIPE: only start reads stdin */ });
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
-    child.stdin.end(Buffer.from([0x0a, 0x00])); // containerd may pass an options Any; it is ignored
-  });
-}
+// containerd may pass an options Any on start's stdin; it is ignored
+const runShim = (args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> =>
+  runBinary(BIN, args, { ...opts, stdin: Buffer.from([0x0a, 0x00]) });
 
 
 function ppidOf(pid: number): number {
