@@ -27,10 +27,23 @@
 
 static struct plan plan;
 
+/* Once the launcher has joined a pid namespace, it ends with _exit: LeakSanitizer's exit-time check
+ * (ASan builds) clones a tracer task that would land in that namespace and could never attach to
+ * the launcher, which then spins. Everything the launcher writes goes out with write(2), so _exit
+ * loses nothing. */
+static int joined_pid_ns;
+
+static _Noreturn void finish(int code)
+{
+	if (joined_pid_ns)
+		_exit(code);
+	exit(code);
+}
+
 static _Noreturn void report_and_exit(void)
 {
 	err_report(err_line);
-	exit(1);
+	finish(1);
 }
 
 static int is_new(const struct plan *p, enum ns_type t)
@@ -160,6 +173,7 @@ static int do_create(const struct plan *p)
 	if (prepare_host(p) < 0 || cgroups_join(p) < 0)
 		report_and_exit();
 	int nsfd[NS_COUNT];
+	joined_pid_ns = p->ns_given[NS_PID] && p->ns_path[NS_PID];
 	if (ns_open(p, nsfd) < 0 || ns_join(p, nsfd) < 0)
 		report_and_exit();
 	int sv[2];
@@ -213,6 +227,7 @@ static int do_exec(const struct plan *p)
 	if (p->has_oomscore && ns_oomscore(proc_fd, 0, p->oomscore) < 0)
 		report_and_exit();
 	int nsfd[NS_COUNT];
+	joined_pid_ns = p->ns_given[NS_PID] && p->ns_path[NS_PID];
 	if (ns_open(p, nsfd) < 0 || ns_join(p, nsfd) < 0)
 		report_and_exit();
 	/* EOF on this pipe (its write end is CLOEXEC) means the execve succeeded; a message is an error. */
@@ -276,5 +291,5 @@ int main(int argc, char **argv)
 	}
 	if (err_open(plan.errfile) < 0 || validate(&plan, exec) < 0)
 		report_and_exit();
-	return exec ? do_exec(&plan) : do_create(&plan);
+	finish(exec ? do_exec(&plan) : do_create(&plan));
 }

