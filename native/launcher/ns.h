@@ -1,0 +1,39 @@
+/* Namespaces and the parent/child hand-over: cgroup joins, setns, the clone of the init with its new
+ * namespaces, the id maps the parent writes for it, and the messages on the sync socket. */
+#ifndef TSRT_LAUNCH_NS_H
+#define TSRT_LAUNCH_NS_H
+
+#include "plan.h"
+
+#include <sys/types.h>
+
+/* Writes our pid to <dir>/cgroup.procs of every `cgroup` step. */
+int cgroups_join(const struct plan *p);
+
+/* Opens every joined namespace (fds[t] = -1 for the others); done before any setns, while the paths
+ * still resolve in the launcher's own mount namespace. */
+int ns_open(const struct plan *p, int fds[NS_COUNT]);
+
+/* setns into every opened namespace in enum order (user first, mount last); closes the fds. */
+int ns_join(const struct plan *p, int fds[NS_COUNT]);
+
+/* The CLONE_NEW* flags of the namespaces the plan makes new. */
+unsigned long ns_new_flags(const struct plan *p);
+
+/* A fork with new namespaces: returns 0 in the child, its pid in the parent, -1 (err_line set). */
+pid_t ns_clone(unsigned long flags);
+
+/* setgroups, uid_map and gid_map of the child (procfd: the host's /proc). */
+int ns_write_maps(const struct plan *p, int procfd, pid_t pid);
+
+/* oom_score_adj of pid ("self" when pid is 0); EACCES is a warning line, not an error. */
+int ns_oomscore(int procfd, pid_t pid, int score);
+
+/* The sync socket (SOCK_SEQPACKET): one message is a kind byte and an optional text.
+ * Kinds: 'g' parent -> child (maps written: go on); 'r' child -> parent (ready); 'e' child -> parent
+ * (error: the text is the error line). */
+int sync_send(int fd, char kind, const char *text);
+/* Returns 1 with the message, 0 on EOF (the peer is gone), -1 on an error. */
+int sync_recv(int fd, char *kind, char *text, size_t n);
+
+#endif

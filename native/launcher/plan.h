@@ -1,0 +1,113 @@
+/* The plan (docs/native-launcher.md): parsed whole, strictly, into one struct before anything is done.
+ * Every string is the decoded field (percent-encoding undone, `-` made empty), NUL-terminated. */
+#ifndef TSRT_LAUNCH_PLAN_H
+#define TSRT_LAUNCH_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+enum ns_type { NS_USER, NS_PID, NS_UTS, NS_IPC, NS_NET, NS_CGROUP, NS_TIME, NS_MOUNT, NS_COUNT };
+/* The order above is the order of setns: user first (it gives the rights for the others), mount last
+ * (it changes the root that later paths would be looked up in). */
+
+enum cap_set { CAP_BOUNDING, CAP_EFFECTIVE, CAP_INHERITABLE, CAP_PERMITTED, CAP_AMBIENT, CAP_SETS };
+
+struct strv {
+	char **v;
+	size_t n;
+};
+
+struct idmap_line {
+	unsigned long container, host, size;
+};
+
+struct pmount {
+	char *dest, *type, *source, *data; /* data NULL for none */
+	unsigned long flags;
+};
+
+struct pmountprop {
+	char *dest;
+	unsigned long flags;
+};
+
+struct pdevice {
+	char *path;
+	char kind; /* 'c', 'b' or 'p' */
+	unsigned int major, minor;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct plink {
+	char *target, *linkpath;
+};
+
+struct psysctl {
+	char *key, *value;
+};
+
+struct prlimit_step {
+	int resource;
+	rlim_t soft, hard;
+};
+
+struct plan {
+	char *errfile, *pidfile, *rootfs, *console, *execfifo, *hostname, *domainname, *cwd;
+	struct strv cgroups, masks, readonlys, env, argv;
+
+	int ns_given[NS_COUNT];
+	char *ns_path[NS_COUNT]; /* NULL: a new namespace */
+
+	struct idmap_line *uidmap, *gidmap;
+	size_t nuidmap, ngidmap;
+	int setgroups; /* -1 not given, 0 deny, 1 allow */
+
+	int has_oomscore;
+	int oomscore;
+
+	int has_rootprop;
+	unsigned long rootprop;
+
+	struct pmount *mounts;
+	size_t nmounts;
+	struct pmountprop *mountprops;
+	size_t nmountprops;
+	struct pdevice *devices;
+	size_t ndevices;
+	struct plink *symlinks;
+	size_t nsymlinks;
+	struct psysctl *sysctls;
+	size_t nsysctls;
+	struct prlimit_step *rlimits;
+	size_t nrlimits;
+
+	int pivot; /* 1 unless `pivot 0` */
+	int readonlyroot, nonewprivs;
+
+	int has_user;
+	uid_t uid;
+	gid_t gid;
+
+	int has_groups;
+	gid_t *groups;
+	size_t ngroups;
+
+	int has_umask;
+	mode_t umask;
+
+	int has_caps[CAP_SETS];
+	uint64_t caps[CAP_SETS];
+};
+
+/* Reads and parses the plan file; -1 with err_line set on any error. p->errfile is set when the
+ * file names one, even when the parse fails (so that the error can be written there). */
+int plan_load(const char *path, struct plan *p);
+
+/* The namespace type's name (`pid`, `mount`, ...). */
+const char *ns_name(enum ns_type t);
+
+#endif
