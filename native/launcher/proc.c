@@ -222,8 +222,48 @@ static int lookup(const struct plan *p)
 	return fail("arg", seen_eacces ? EACCES : ENOENT, "%s: not found on PATH %s", name, path);
 }
 
+/* HOME=..., when the plan's env has none: the process's uid's home in the container's /etc/passwd (read
+ * by hand, never through NSS, which would load the container's libraries into the launcher), else "/",
+ * as runc sets it. */
+static char home_env[4096 + 6];
+
+static void find_home(uid_t uid)
+{
+	snprintf(home_env, sizeof home_env, "HOME=/");
+	FILE *f = fopen("/etc/passwd", "re");
+	if (!f)
+		return;
+	char line[4096];
+	while (fgets(line, sizeof line, f)) {
+		/* name:password:uid:gid:gecos:home:shell */
+		char *field[7] = { 0 };
+		char *s = line;
+		int n = 0;
+		for (; n < 7 && s; n++) {
+			field[n] = s;
+			s = strchr(s, ':');
+			if (s)
+				*s++ = '\0';
+		}
+		if (n < 6)
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long u = strtoul(field[2], &end, 10);
+		if (errno || end == field[2] || *end || u != (unsigned long)uid)
+			continue;
+		field[5][strcspn(field[5], "\n")] = '\0';
+		if (field[5][0])
+			snprintf(home_env, sizeof home_env, "HOME=%s", field[5]);
+		break;
+	}
+	fclose(f);
+}
+
 int proc_setup(const struct plan *p)
 {
+	if (!env_get(p, "HOME"))
+		find_home(p->has_user ? p->uid : getuid());
 	for (size_t i = 0; i < p->nrlimits; i++) {
 		const struct prlimit_step *r = &p->rlimits[i];
 		struct rlimit rl = { .rlim_cur = r->soft, .rlim_max = r->hard };
@@ -263,12 +303,14 @@ int proc_setup(const struct plan *p)
 int proc_exec(const struct plan *p)
 {
 	char **argv = calloc(p->argv.n + 1, sizeof *argv);
-	char **envp = calloc(p->env.n + 1, sizeof *envp);
+	char **envp = calloc(p->env.n + 2, sizeof *envp);
 	if (!argv || !envp)
 		return fail("arg", ENOMEM, "argv");
 	memcpy(argv, p->argv.v, p->argv.n * sizeof *argv);
 	if (p->env.n)
 		memcpy(envp, p->env.v, p->env.n * sizeof *envp);
+	if (home_env[0])
+		envp[p->env.n] = home_env;
 	execve(exe_path, argv, envp);
 	int e = errno;
 	free(argv);
@@ -303,6 +345,13 @@ int fifo_prepare(const char *path)
 	fifo_dir = open_parent(path, "execfifo", &fifo_base);
 	if (fifo_dir < 0)
 		return -1;
+	/* Made here when missing, as runc makes its exec.fifo: the backend only names it. Mode 0622 whatever
+	 * the umask: the init opens it after it has become the container's user, which may be an unprivileged
+	 * uid, or root of a user namespace to whom the host's root owner is nobody. */
+	if (mkfifoat(fifo_dir, fifo_base, 0622) < 0 && errno != EEXIST)
+		return fail("execfifo", errno, "mkfifo %s", path);
+	if (fchmodat(fifo_dir, fifo_base, 0622, 0) < 0)
+		return fail("execfifo", errno, "chmod %s", path);
 	struct stat st;
 	if (fstatat(fifo_dir, fifo_base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return fail("execfifo", errno, "%s", path);

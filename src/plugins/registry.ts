@@ -16,6 +16,7 @@ import {
 
 const builtins: Record<string, () => Promise<BackendFactory>> = {
   runc: async () => (await import('./runc/backend.js')).createRuncBackend,
+  native: async () => (await import('./native/backend.js')).createNativeBackend,
 };
 
 /** OCI annotation that picks a backend per container. */

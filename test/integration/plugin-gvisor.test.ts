@@ -276,7 +276,7 @@ describe('plugins that cannot be used', () => {
       const r = await cd.ctr(['run', '--rm', '--runtime', TSRT_V2, '--runtime-config-path', cfg, '--annotation', 'io.tsrt.backend=nosuch',
         suite.image(), id, 'true'], { timeoutMs: CMD_MS });
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /unknown backend "nosuch" \(available: runc, syntax, throws, version\)/);
+      assert.match(r.stderr, /unknown backend "nosuch" \(available: native, runc, syntax, throws, version\)/);
       await cd.ctr(['containers', 'rm', id]);
     } finally {
       await cd.ctr(['task', 'kill', '-s', 'SIGKILL', keeper]);

@@ -70,7 +70,7 @@ function input(spec: OciSpec, over: Partial<CreatePlanInput> = {}): CreatePlanIn
   return {
     spec, bundle: BUNDLE, errfile: `${BUNDLE}/launch.err`, pidfile: `${BUNDLE}/init.pid`, execFifo: `${BUNDLE}/exec.fifo`,
     cgroupDirs: sources.map((s) => s.hostDir), cgroupVersion: 1, cgroupSources: sources, noPivotRoot: false,
-    host: { apparmor: false, selinux: false }, ...over,
+    host: { apparmor: false, selinux: false, kcore: true }, ...over,
   };
 }
 
@@ -228,7 +228,7 @@ test('the pod sandbox makes the user namespace: its maps are written', () => {
 test('exec: every namespace of the init joined at /proc/<pid>/ns, its own process settings, a console', () => {
   const plan = execPlan({
     spec: criSpec(), initPid: 31337, errfile: '/b/e1.err', pidfile: '/b/e1.pid', cgroupDirs: ['/sys/fs/cgroup/memory/x'],
-    consoleSocket: '/run/tsrt/console e1.sock', host: { apparmor: false, selinux: false },
+    consoleSocket: '/run/tsrt/console e1.sock', host: { apparmor: false, selinux: false, kcore: true },
     process: {
       terminal: true, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo 100% ünïcode'], env: ['TERM=xterm'], cwd: '/',
       rlimits: [{ type: 'RLIMIT_CORE', soft: 0, hard: 18446744073709551615 }],
@@ -237,7 +237,7 @@ test('exec: every namespace of the init joined at /proc/<pid>/ns, its own proces
   assert.deepEqual(plan.warnings, []);
   const expected = [
     'tsrt-plan 1', 'errfile /b/e1.err', 'pidfile /b/e1.pid', 'cgroup /sys/fs/cgroup/memory/x',
-    ...['pid', 'ipc', 'uts', 'mount', 'net', 'user', 'cgroup'].map((t) => `ns ${t} /proc/31337/ns/${t}`),
+    ...['pid', 'ipc', 'uts', 'mount', 'net', 'user', 'cgroup'].map((t) => `ns ${t} /proc/31337/ns/${t === 'mount' ? 'mnt' : t}`),
     'console /run/tsrt/console%20e1.sock',
     'rlimit 4 0 inf',
     'groups', 'user 0 0', 'umask 0022', 'cwd /',
@@ -365,7 +365,7 @@ test('refusals name the spec field', () => {
   for (const [what, change, Class, message] of REFUSED) {
     const spec = ctrSpec();
     change(spec);
-    assert.throws(() => createPlan(input(spec, { host: { apparmor: true, selinux: false } })), (e: unknown) => {
+    assert.throws(() => createPlan(input(spec, { host: { apparmor: true, selinux: false, kcore: true } })), (e: unknown) => {
       assert.ok(e instanceof Class, `${what}: ${String(e)}`);
       assert.equal((e as Error).message, message, what);
       return true;
@@ -380,7 +380,7 @@ test('refusals name the spec field', () => {
   spec.linux!.seccomp = null;
   assert.doesNotThrow(() => createPlan(input(spec)));
   // exec refuses the process fields the same way
-  assert.throws(() => execPlan({ spec: ctrSpec(), initPid: 1, errfile: '/e', pidfile: '/p', cgroupDirs: [], host: { apparmor: false, selinux: true },
+  assert.throws(() => execPlan({ spec: ctrSpec(), initPid: 1, errfile: '/e', pidfile: '/p', cgroupDirs: [], host: { apparmor: false, selinux: true, kcore: true },
     process: { args: ['sh'], cwd: '/', selinuxLabel: 'system_u:system_r:container_t:s0' } }),
   { message: 'process.selinuxLabel is not supported by the native backend yet: not implemented' });
 });

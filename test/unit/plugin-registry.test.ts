@@ -46,8 +46,8 @@ const init = (): BackendInit => ({
 });
 
 test('plugins are found by file name (name.mjs, name/index.mjs, also through symbolic links) beside the built-ins', () => {
-  assert.deepEqual(backendNames(dir), ['linked', 'memory', 'nested', 'nofactory', 'oldapi', 'partial', 'runc', 'syntax', 'throws']);
-  assert.deepEqual(backendNames(path.join(dir, 'no-such-dir')), ['runc']);
+  assert.deepEqual(backendNames(dir), ['linked', 'memory', 'native', 'nested', 'nofactory', 'oldapi', 'partial', 'runc', 'syntax', 'throws']);
+  assert.deepEqual(backendNames(path.join(dir, 'no-such-dir')), ['native', 'runc']);
 });
 
 test('a good plugin loads; its backend reaches the API it was given (error classes with their codes)', async () => {
@@ -90,7 +90,7 @@ test('a factory that throws, and a backend that lacks methods, are refused when 
 
 test('an unknown backend is InvalidArgument, listing what is available', async () => {
   await assert.rejects(loadBackend('gvisorr', dir), (e: { code?: number; message?: string }) =>
-    e.code === Code.InvalidArgument && /unknown backend "gvisorr" \(available: linked, memory, nested, .*runc.*\)/.test(e.message ?? ''));
+    e.code === Code.InvalidArgument && /unknown backend "gvisorr" \(available: linked, memory, native, nested, .*runc.*\)/.test(e.message ?? ''));
 });
 
 test('writeCleanupCommand: one argument per line, written whole; empty arguments, newlines and NULs refused', async () => {

@@ -262,6 +262,8 @@ export interface PlanHost {
   apparmor: boolean;
   /** SELinux is enabled (/sys/fs/selinux is mounted). */
   selinux: boolean;
+  /** The host has /proc/kcore (runc links /dev/core to it only then; kernels without CONFIG_PROC_KCORE lack it). */
+  kcore: boolean;
 }
 
 /**
@@ -469,7 +471,7 @@ export function createPlan(input: CreatePlanInput): Plan {
     plan.step('symlink', '/proc/self/fd/2', '/dev/stderr');
     const mountedAt = (type: string, dest: string) => mounts.some((m) => m.type === type && m.destination && path.posix.resolve('/', m.destination) === dest);
     if (mountedAt('devpts', '/dev/pts')) plan.step('symlink', 'pts/ptmx', '/dev/ptmx');
-    if (mountedAt('proc', '/proc')) plan.step('symlink', '/proc/kcore', '/dev/core');
+    if (mountedAt('proc', '/proc') && input.host.kcore) plan.step('symlink', '/proc/kcore', '/dev/core');
   }
   for (const [dest, flags] of props) plan.step('mountprop', dest, flags);
 
@@ -584,7 +586,8 @@ export function execPlan(input: ExecPlanInput): Plan {
   plan.step('pidfile', input.pidfile);
   for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
   // Whether the init made a namespace or joined one, it is the init's now: the exec joins it there.
-  for (const ns of namespacesOf(input.spec)) plan.step('ns', ns.type, `/proc/${input.initPid}/ns/${ns.type}`);
+  // /proc/<pid>/ns names the mount namespace `mnt`
+  for (const ns of namespacesOf(input.spec)) plan.step('ns', ns.type, `/proc/${input.initPid}/ns/${ns.type === 'mount' ? 'mnt' : ns.type}`);
   if (present(input.process.oomScoreAdj)) plan.step('oomscore', int(input.process.oomScoreAdj, 'process.oomScoreAdj'));
   processSteps(plan, input.process, 'process.', input.consoleSocket);
   return { text: plan.text(), warnings: plan.warnings };

@@ -1,0 +1,364 @@
+// The `native` backend: runs OCI bundles without runc or crun. plan.ts turns the bundle's config.json into
+// a launch plan, src/cgroups/write.ts makes and drives the container's cgroups, and `tsrt-launch`
+// (native/launcher/, docs/native-launcher.md), spawned by the container's monitor, carries the plan out:
+// the init it leaves behind is re-parented to the monitor and reaped there, like a runc container's.
+//
+// Per container, against the runc backend: Create is one launcher exec (no `runc create` re-executing
+// itself, no Go runtime), Start opens the exec FIFO from here (no `runc start`), Kill, Pause, Resume,
+// Update, Pids and Delete act on the cgroups and pids directly (no runtime binary at all), and an exec is
+// one launcher exec that joins the init's namespaces (no `runc exec`).
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+  type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Exit, type Logger, type Stdio,
+} from '../api/index.js';
+import { HostCgroups } from '../host/cgroup-watch.js';
+import { HostRootfs } from '../host/rootfs.js';
+import { hostStdio } from '../host/stdio.js';
+import { signalHostPid } from '../host/signal.js';
+import { writeCleanupCommand } from '../host/cleanup.js';
+import {
+  cgroupJoinDirs, cgroupMountSources, createCgroup, cgroupDirsFor, cgroupPids, freeze, killAll, remove, resolveCgroupsPath, thaw,
+  update as updateCgroup, type CgroupDirs, type DeviceNode,
+} from '../../cgroups/write.js';
+import { createPlan, execPlan, type PlanHost } from './plan.js';
+import type { OciProcess, OciResources, OciSpec } from './oci.js';
+
+/** How long a launcher may take to hand over the pty master after it exited 0. */
+const CONSOLE_WAIT_MS = 10_000;
+/** How long Delete waits for a SIGKILLed init to be reaped before it removes the cgroups. */
+const REAP_WAIT_MS = 10_000;
+
+/** The launcher binary: next to the daemon's bundle (native/build), unless TSRT_LAUNCH_BIN names another. */
+function launcherPath(): string {
+  return process.env.TSRT_LAUNCH_BIN ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'tsrt-launch');
+}
+
+/** Whether the host runs AppArmor or SELinux (a label for a module that is not enabled is ignored), and has /proc/kcore. */
+function planHost(): PlanHost {
+  let apparmor = false;
+  try {
+    apparmor = fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
+  } catch { /* no AppArmor */ }
+  let selinux = false;
+  try {
+    selinux = fs.readdirSync('/sys/fs/selinux').length > 0;
+  } catch { /* no SELinux */ }
+  return { apparmor, selinux, kcore: fs.existsSync('/proc/kcore') };
+}
+
+/** What the backend keeps of one container. */
+interface NativeContainer {
+  id: string;
+  bundle: string;
+  namespace: string;
+  config: ContainerConfig;
+  log: Logger;
+  spec: OciSpec;
+  cgroup: CgroupDirs | null;
+  initPid: number;
+  initExited: boolean;
+  /** The init's exit, once it is watched (one waiter per pid at the monitor: everyone shares this one). */
+  initExit: Promise<Exit> | null;
+  execPids: Map<string, number>;
+  cgroups: HostCgroups;
+  rootfs: HostRootfs;
+}
+
+/** What the core keeps for the backend across a daemon restart. */
+interface NativeState { rootfsMounted: boolean; cgroup: CgroupDirs | null }
+
+const files = (bundle: string) => ({
+  plan: path.join(bundle, 'native-init.plan'),
+  err: path.join(bundle, 'native-init.err'),
+  pid: path.join(bundle, 'init.pid'),
+  fifo: path.join(bundle, 'exec.fifo'),
+});
+
+const execFiles = (bundle: string, execId: string) => {
+  if (!EXEC_ID.test(execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(execId)}`);
+  const base = path.join(bundle, `native-exec-${execId}`);
+  return { plan: `${base}.plan`, err: `${base}.err`, pid: `${base}.pid` };
+};
+
+/** The launcher's error line, which names the step that failed. */
+function launchError(op: string, errfile: string, status: number): RuntimeError {
+  let line = '';
+  try {
+    line = fs.readFileSync(errfile, 'utf8').trim().split('\n').filter((l) => !l.includes('warning:')).pop() ?? '';
+  } catch { /* none written */ }
+  return new RuntimeError(`OCI runtime ${op} failed: ${line || `tsrt-launch exited with status ${status}`}`);
+}
+
+/** Warnings the launcher wrote (a step the host could not take that is not fatal, e.g. oom_score_adj). */
+function launchWarnings(errfile: string, log: Logger): void {
+  let text = '';
+  try {
+    text = fs.readFileSync(errfile, 'utf8');
+  } catch { return; }
+  for (const l of text.split('\n')) if (l.includes('warning:')) log.warn({ launcher: l }, 'native launcher warning');
+}
+
+function readPid(file: string, op: string): number {
+  const pid = Number(fs.readFileSync(file, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`OCI runtime ${op}: bad pid file ${file}`);
+  return pid;
+}
+
+/**
+ * Releases the init blocked on the exec FIFO: a non-blocking open for reading completes its blocked open
+ * for writing, and the byte it writes says it goes on to execve. No thread ever blocks on the FIFO. An
+ * init that has died meanwhile never writes, and a FIFO that never had a writer reports no end-of-file
+ * either, so its exit (`exited`) ends the wait.
+ */
+function releaseInit(fifo: string, exited: Promise<Exit>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let fd: number;
+    try {
+      fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    } catch (e) {
+      reject(new RuntimeError(`cannot open the exec FIFO ${fifo}: ${(e as Error).message}`));
+      return;
+    }
+    const pipe = new net.Socket({ fd, readable: true, writable: false });
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      pipe.destroy();
+      if (err) reject(err); else resolve();
+    };
+    pipe.on('data', () => finish());
+    pipe.on('end', () => finish(new RuntimeError('container init exited before it was started')));
+    exited.then((e) => finish(new RuntimeError(`container init exited with status ${e.status} before it was started`)), () => undefined);
+    pipe.on('error', (e) => finish(new RuntimeError(`exec FIFO ${fifo}: ${e.message}`)));
+  });
+}
+
+/**
+ * The command the C `delete` binary runs after a dead daemon: SIGKILL whatever is left in the container's
+ * cgroups, then remove them (retrying while the kernel finishes with the killed processes).
+ */
+function cleanupArgv(dirs: readonly string[]): string[] {
+  const script = 'for d in "$@"; do [ -f "$d/cgroup.procs" ] && while read p; do kill -9 "$p" 2>/dev/null; done < "$d/cgroup.procs"; done; ' +
+    'for i in 1 2 3 4 5 6 7 8 9 10; do left=0; for d in "$@"; do [ -d "$d" ] && { rmdir "$d" 2>/dev/null || left=1; }; done; ' +
+    '[ "$left" = 0 ] && exit 0; sleep 0.2; done; exit 1';
+  return ['/bin/sh', '-c', script, 'tsrt-native-cleanup', ...dirs];
+}
+
+export function createNativeBackend(init: BackendInit): Backend {
+  const { host } = init;
+  const containers = new Map<string, NativeContainer>();
+  let hostFacts: PlanHost | null = null;
+
+  const containerOf = (id: string): NativeContainer => {
+    const c = containers.get(id);
+    if (!c) throw new NotFoundError(`container ${id} is not known to the native backend`);
+    return c;
+  };
+  const cgroupOf = (c: NativeContainer): CgroupDirs => {
+    if (!c.cgroup) throw new NotFoundError(`container ${c.id} has no cgroup`);
+    return c.cgroup;
+  };
+
+  const watchExit = (id: string, execId: string, pid: number): void => {
+    const exited = host.waitExit(pid);
+    const c = containers.get(id);
+    if (c && !execId) c.initExit = exited;
+    exited.then((e) => {
+      if (c && !execId) c.initExited = true;
+      init.exited(id, execId, e);
+    }, () => { /* the monitor is gone */ });
+  };
+
+  /** Monitor stdio for the launcher: the process's own, or a console socket for a terminal. */
+  async function launchStdio(c: NativeContainer, ioKey: string, stdio: Stdio) {
+    const specs = await hostStdio(host, {
+      ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
+    });
+    if (!specs.terminal) return { io: { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr }, consoleSocket: undefined };
+    const consoleSocket = await host.console(ioKey, specs.stdin, specs.stdout);
+    return { io: { stdin: '', stdout: '', stderr: '' }, consoleSocket };
+  }
+
+  /** Runs the launcher from the monitor; returns the pid it wrote. */
+  async function launch(op: string, c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
+    plan: string, f: { plan: string; err: string; pid: string }, terminal: boolean): Promise<number> {
+    fs.writeFileSync(f.plan, plan, { mode: 0o600 });
+    fs.rmSync(f.err, { force: true });
+    const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [launcherPath(), op, f.plan] });
+    const exit = await host.waitExit(pid);
+    if (exit.status !== 0) throw launchError(op, f.err, exit.status);
+    launchWarnings(f.err, c.log);
+    if (terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
+    return readPid(f.pid, op);
+  }
+
+  return {
+    name: 'native',
+
+    async create(req: CreateRequest) {
+      const extra = Object.keys(req.options);
+      if (extra.length > 0) throw new InvalidArgumentError(`[backends.native]: unknown key ${extra.join(', ')}: the native backend has no options yet`);
+      if (req.config.systemdCgroup) throw new UnimplementedError('SystemdCgroup is not supported by the native backend yet');
+      const f = files(req.bundle);
+      const spec = JSON.parse(fs.readFileSync(path.join(req.bundle, 'config.json'), 'utf8')) as OciSpec;
+      const c: NativeContainer = {
+        id: req.id, bundle: req.bundle, namespace: req.namespace, config: req.config, log: req.log, spec, cgroup: null,
+        initPid: 0, initExited: false, initExit: null, execPids: new Map(), cgroups: new HostCgroups(req.log), rootfs: new HostRootfs(host, req.bundle),
+      };
+      // On failure the container stays known: the core's delete(id, true) removes what was made.
+      containers.set(req.id, c);
+      const inner = resolveCgroupsPath(spec.linux?.cgroupsPath, req.id);
+      // before anything outlives the daemon: where the cgroups will be, for the delete binary
+      writeCleanupCommand(req.bundle, cleanupArgv(cgroupJoinDirs(cgroupDirsFor(inner))));
+      await c.rootfs.mount(req.rootfs);
+      const allowDevices: DeviceNode[] = (spec.linux?.devices ?? []).map((d) => ({ type: d.type ?? '', major: d.major ?? 0, minor: d.minor ?? 0 }));
+      const made = createCgroup(inner, spec.linux?.resources as OciResources | undefined, { allowDevices });
+      c.cgroup = made.dirs;
+      for (const w of made.warnings) req.log.warn({ cgroup: inner }, w);
+      const { io, consoleSocket } = await launchStdio(c, req.ioKey, req.stdio);
+      hostFacts ??= planHost();
+      const plan = createPlan({
+        spec, bundle: req.bundle, errfile: f.err, pidfile: f.pid, execFifo: f.fifo, cgroupDirs: cgroupJoinDirs(made.dirs),
+        cgroupVersion: made.dirs.version, cgroupSources: made.dirs.version === 1 ? cgroupMountSources(made.dirs) : undefined,
+        consoleSocket, noPivotRoot: req.config.noPivotRoot, host: hostFacts,
+      });
+      for (const w of plan.warnings) req.log.warn({}, w);
+      fs.rmSync(f.fifo, { force: true });
+      const pid = await launch('create', c, req.ioKey, io, plan.text, f, req.stdio.terminal);
+      c.initPid = pid;
+      watchExit(req.id, '', pid);
+      await c.cgroups.watch(host, req.id, pid, () => init.oom(req.id));
+      return { pid };
+    },
+
+    adopt({ id, bundle, namespace, config, log, pid, running, runningExecs, state }) {
+      const s = (state ?? {}) as Partial<NativeState>;
+      let spec: OciSpec = {};
+      try {
+        spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciSpec;
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'cannot read the bundle\'s config.json; execs will fail');
+      }
+      const c: NativeContainer = {
+        id, bundle, namespace, config, log, spec, cgroup: s.cgroup ?? null, initPid: pid, initExited: !running, initExit: null,
+        execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle),
+      };
+      c.rootfs.adopt(s.rootfsMounted);
+      containers.set(id, c);
+      if (running) watchExit(id, '', pid);
+      for (const e of runningExecs) {
+        c.execPids.set(e.execId, e.pid);
+        watchExit(id, e.execId, e.pid);
+      }
+    },
+
+    stateOf(id): NativeState | undefined {
+      const c = containers.get(id);
+      return c && { rootfsMounted: c.rootfs.mounted, cgroup: c.cgroup };
+    },
+
+    async start(id) {
+      const c = containerOf(id);
+      if (c.initExited || !c.initExit) throw new RuntimeError('container init exited before it was started');
+      await releaseInit(files(c.bundle).fifo, c.initExit);
+    },
+
+    async exec(req: ExecRequest) {
+      const c = containerOf(req.id);
+      if (c.initExited) throw new RuntimeError(`container ${req.id} init process is not running`);
+      const f = execFiles(c.bundle, req.execId);
+      const { io, consoleSocket } = await launchStdio(c, req.ioKey, req.stdio);
+      hostFacts ??= planHost();
+      const plan = execPlan({
+        spec: c.spec, process: req.spec as OciProcess, initPid: c.initPid, errfile: f.err, pidfile: f.pid,
+        cgroupDirs: c.cgroup ? cgroupJoinDirs(c.cgroup) : [], consoleSocket, host: hostFacts,
+      });
+      for (const w of plan.warnings) c.log.warn({ execId: req.execId }, w);
+      try {
+        const pid = await launch('exec', c, req.ioKey, io, plan.text, f, req.stdio.terminal);
+        c.execPids.set(req.execId, pid);
+        watchExit(req.id, req.execId, pid);
+        return { pid };
+      } finally {
+        fs.rmSync(f.plan, { force: true });
+      }
+    },
+
+    async deleteExec(id, execId) {
+      const c = containers.get(id);
+      if (!c) return;
+      c.execPids.delete(execId);
+      const f = execFiles(c.bundle, execId);
+      for (const file of [f.plan, f.err, f.pid]) fs.rmSync(file, { force: true });
+    },
+
+    async signal(id, execId, signal, all) {
+      const c = containerOf(id);
+      if (execId) {
+        const pid = c.execPids.get(execId);
+        if (pid === undefined) throw new NotFoundError(`process does not exist ${execId}`);
+        signalHostPid(pid, signal);
+        return;
+      }
+      if (c.initExited && !all) throw new NotFoundError('process already finished');
+      if (all) {
+        const n = await killAll(cgroupOf(c), signal);
+        if (n === 0 && c.initExited) throw new NotFoundError('process already finished');
+        return;
+      }
+      signalHostPid(c.initPid, signal);
+    },
+
+    async delete(id) {
+      const c = containers.get(id);
+      if (!c) return;
+      if (c.cgroup) {
+        // whatever still runs goes (a created init waiting for Start, a forced delete, left-over children)
+        if (cgroupPids(c.cgroup).length > 0) await killAll(c.cgroup, 'SIGKILL');
+        if (c.initExit && !c.initExited) {
+          await Promise.race([c.initExit.catch(() => undefined), new Promise((r) => setTimeout(r, REAP_WAIT_MS).unref())]);
+        }
+        await remove(c.cgroup);
+      }
+      await c.rootfs.unmount();
+      const f = files(c.bundle);
+      for (const file of [f.plan, f.err, f.fifo]) fs.rmSync(file, { force: true });
+      containers.delete(id);
+    },
+
+    async pause(id) {
+      await freeze(cgroupOf(containerOf(id)));
+    },
+
+    async resume(id) {
+      await thaw(cgroupOf(containerOf(id)));
+    },
+
+    async update(id, resources) {
+      const c = containerOf(id);
+      for (const w of updateCgroup(cgroupOf(c), resources as OciResources)) c.log.warn({}, w);
+    },
+
+    async stats(id) {
+      const c = containerOf(id);
+      return c.cgroups.stats(c.initExited ? 0 : c.initPid);
+    },
+
+    async pids(id) {
+      return cgroupPids(cgroupOf(containerOf(id)));
+    },
+
+    async resizePty(ioKey, width, height) {
+      await host.resize(ioKey, width, height);
+    },
+
+    async closeIo(ioKey) {
+      await host.closeIo(ioKey);
+    },
+  };
+}

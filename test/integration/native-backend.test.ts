@@ -1,0 +1,170 @@
+// The native backend (no runc: plan.ts + cgroups/write.ts + tsrt-launch) through the real containerd and
+// ctr, in three columns: runc-v2 (the reference), tsrt with runc, tsrt with native. Each scenario runs the
+// same ctr commands through all three and compares what a user sees; then nothing may be left of a native
+// container: bundle, mounts, processes, cgroups.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  AWAIT_TTY_SIZE, CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, ctrInTerminal, mountsUnder, processesWithCwdUnder,
+  taskStatus, uniqueId, waitFor, type Containerd,
+} from './harness.js';
+
+const suite = containerdForFile({ before, after });
+const need = (): Containerd => suite.containerd();
+
+interface Column { name: string; rt: string[] }
+const COLUMNS: Column[] = [
+  { name: 'runc-v2', rt: ['--runtime', RUNC_V2] },
+  { name: 'tsrt+runc', rt: ['--runtime', TSRT_V2] },
+  { name: 'tsrt+native', rt: ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native'] },
+];
+
+/** Nothing of a container is left on the host. */
+async function assertGone(id: string): Promise<void> {
+  const cd = need();
+  const bundle = cd.bundleDir(id);
+  await waitFor(() => !existsSync(bundle), WAIT_MS, { what: `bundle ${bundle} removed` });
+  assert.deepEqual(processesWithCwdUnder(bundle), [], 'no process left in the bundle');
+  assert.deepEqual(mountsUnder(bundle), [], 'no mount left');
+  for (const ctl of ['memory', 'pids', 'cpu', 'freezer', 'devices', 'systemd']) {
+    assert.ok(!existsSync(join('/sys/fs/cgroup', ctl, cd.ns, id)), `${ctl} cgroup of ${id} removed`);
+  }
+  assert.ok(!existsSync(join('/sys/fs/cgroup/unified', cd.ns, id)), `unified cgroup of ${id} removed`);
+}
+
+/** Runs `scenario` once per column; returns what each saw, by column name. */
+async function threeWays<T>(prefix: string, scenario: (col: Column, id: string) => Promise<T>): Promise<Record<string, T>> {
+  const out: Record<string, T> = {};
+  for (const col of COLUMNS) {
+    const id = uniqueId(`${prefix}-${col.name.replace(/\W/g, '')}`);
+    out[col.name] = await scenario(col, id);
+    await assertGone(id);
+  }
+  return out;
+}
+
+const same = <T>(seen: Record<string, T>): void => {
+  assert.deepEqual(seen['tsrt+native'], seen['runc-v2'], `native differs from runc-v2: ${JSON.stringify(seen, null, 1)}`);
+  assert.deepEqual(seen['tsrt+runc'], seen['runc-v2'], `tsrt+runc differs from runc-v2: ${JSON.stringify(seen, null, 1)}`);
+};
+
+describe('the native backend beside runc', { timeout: 600_000 }, () => {
+  test('ctr run --rm: stdout, stderr and the exit code', async () => {
+    same(await threeWays('nat-run', async (col, id) => {
+      const r = await need().ctr(['run', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', 'echo out; echo err >&2; exit 3'], { timeoutMs: CMD_MS });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    }));
+  });
+
+  test('the container\'s view: pid 1, user, capabilities, rlimits, umask, cwd, env, /dev, read-only and masked paths', async () => {
+    const script = [
+      'echo pid=$$', 'id', 'grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb)" /proc/self/status', 'echo nofile=$(ulimit -n)', 'umask', 'pwd',
+      'env | grep -v ^HOSTNAME= | sort', 'ls /dev | sort | tr "\\n" " "; echo', 'readlink /dev/fd /dev/stdin /dev/ptmx',
+      'echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-readonly',
+      'head -c 1 /proc/kcore 2>/dev/null | wc -c', 'cat /proc/1/cmdline | tr "\\0" " "; echo',
+      'touch /etc/probe && echo root-writable', 'grep -c . /proc/self/mountinfo >/dev/null && echo mountinfo-ok',
+      'mount -t tmpfs x /mnt 2>/dev/null && echo mounted || echo mount-denied',
+      // no host pids: only this shell and what it runs
+      'echo host-pids=$(ls -d /proc/[0-9]* | awk -F/ \'$3 > 100\' | wc -l)', 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status',
+      // a device outside the allowed list: made (CAP_MKNOD), but the devices cgroup refuses to open it
+      'mknod /tmp/sda b 8 0 && { head -c 1 /tmp/sda >/dev/null 2>&1 && echo dev-opened || echo dev-denied; }',
+      'echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable || echo sysrq-readonly',
+    ].join('; ');
+    same(await threeWays('nat-view', async (col, id) => {
+      const r = await need().ctr(['run', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', script], { timeoutMs: CMD_MS });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    }));
+  });
+
+  test('a user namespace (ctr --uidmap/--gidmap): root inside, an unprivileged uid on the host', async (t) => {
+    const maxNs = Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'));
+    if (!(maxNs > 0)) return t.skip('user namespaces are off');
+    // the container's root (host uid 100000) must be able to reach the bundle's rootfs under the temp root
+    chmodSync(need().root, 0o711);
+    same(await threeWays('nat-userns', async (col, id) => {
+      const cd = need();
+      await cd.ctrOk(['run', '-d', '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', ...col.rt, suite.image(), id, 'sleep', '600']);
+      const pid = Number((await cd.ctrOk(['task', 'ls'])).split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1]);
+      const hostUid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      const e = await cd.ctr(['task', 'exec', '--exec-id', 'look', id, 'sh', '-c', 'id; cat /proc/self/uid_map /proc/self/gid_map; touch /proc/sys/x 2>/dev/null || echo no-host-root'],
+        { timeoutMs: CMD_MS });
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      await cd.ctrOk(['task', 'delete', id]);
+      await cd.ctrOk(['containers', 'rm', id]);
+      return { hostUid, code: e.code, out: e.stdout.replace(/[ \t]+/g, ' ') };
+    }));
+  });
+
+  test('run -d, exec, ps, kill of an exec and of the init, pause and resume, metrics, delete', async () => {
+    same(await threeWays('nat-life', async (col, id) => {
+      const cd = need();
+      const seen: Record<string, unknown> = {};
+      await cd.ctrOk(['run', '-d', ...col.rt, suite.image(), id, 'sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.1; done']);
+      seen.running = await taskStatus(cd, id);
+      const e = await cd.ctr(['task', 'exec', '--exec-id', 'one', id, 'sh', '-c', 'echo in-exec pid1=$(cat /proc/1/cmdline | tr "\\0" " "); exit 5'],
+        { timeoutMs: CMD_MS });
+      seen.exec = [e.code, e.stdout];
+      const ex = cd.ctrSpawn(['task', 'exec', '--exec-id', 'trapper', id, 'sh', '-c', 'trap "echo got TERM; exit 9" TERM; echo ready; while true; do sleep 0.1; done']);
+      let exOut = '';
+      ex.stdout!.on('data', (b: Buffer) => { exOut += b.toString(); });
+      await waitFor(() => exOut.includes('ready'), WAIT_MS, { what: 'exec trap installed' });
+      const ps = await cd.ctrOk(['task', 'ps', id]);
+      seen.psRows = ps.trim().split('\n').length >= 3;
+      await cd.ctrOk(['task', 'kill', '--exec-id', 'trapper', '-s', 'SIGTERM', id]);
+      const exR = await ex.result;
+      seen.trapper = [exR.code, exOut];
+      await cd.ctrOk(['task', 'pause', id]);
+      seen.paused = await taskStatus(cd, id);
+      await cd.ctrOk(['task', 'resume', id]);
+      seen.resumed = await taskStatus(cd, id);
+      const m = await cd.ctr(['task', 'metrics', id]);
+      seen.metrics = m.code === 0 && /memory\.usage_in_bytes\s+[1-9]\d*/.test(m.stdout);
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGTERM', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      const ls = await cd.ctrOk(['task', 'ls']);
+      seen.stopped = ls.split('\n').some((l) => l.startsWith(id) && /STOPPED/.test(l));
+      await cd.ctrOk(['task', 'delete', id]);
+      await cd.ctrOk(['containers', 'rm', id]);
+      return seen;
+    }));
+  });
+
+  test('kill --all of a container whose shell has children, and a forced delete of a running one', async () => {
+    same(await threeWays('nat-kill', async (col, id) => {
+      const cd = need();
+      await cd.ctrOk(['run', '-d', ...col.rt, suite.image(), id, 'sh', '-c', 'sleep 600 & sleep 600 & wait']);
+      await waitFor(async () => (await cd.ctrOk(['task', 'ps', id])).trim().split('\n').length >= 4, WAIT_MS, { what: 'both children run' });
+      await cd.ctrOk(['task', 'kill', '--all', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      await cd.ctrOk(['task', 'delete', id]);
+      const id2 = `${id}-f`;
+      await cd.ctrOk(['run', '-d', ...col.rt, suite.image(), id2, 'sleep', '600']);
+      const forced = await cd.ctr(['task', 'delete', '--force', id2], { timeoutMs: CMD_MS });
+      await cd.ctrOk(['containers', 'rm', id, id2]);
+      await assertGone(id2);
+      return { forced: forced.code };
+    }));
+  });
+
+  test('a terminal: tty, its size, and the exit code', async () => {
+    same(await threeWays('nat-tty', async (col, id) => {
+      const r = await ctrInTerminal(need(), ['run', '-t', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', `${AWAIT_TTY_SIZE}; tty; stty size; exit 4`],
+        { cols: 91, rows: 27 });
+      return { code: r.code, out: r.stdout.replace(/\r/g, '') };
+    }));
+  });
+
+  test('a bad spec is refused by name, and nothing is left', async () => {
+    const cd = need();
+    const id = uniqueId('nat-bad');
+    // ctr's --seccomp gives the spec a seccomp profile, which the native backend does not apply yet
+    const r = await cd.ctr(['run', '--rm', '--seccomp', ...COLUMNS[2]!.rt, suite.image(), id, 'true'], { timeoutMs: CMD_MS });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /linux\.seccomp is not supported by the native backend yet/);
+    await cd.ctr(['containers', 'rm', id]);
+    await assertGone(id);
+  });
+});
