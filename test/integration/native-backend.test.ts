@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   AWAIT_TTY_SIZE, CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, ctrInTerminal, mountsUnder, processesWithCwdUnder,
-  taskStatus, uniqueId, waitFor, type Containerd,
+  taskStatus, tsrtDaemonDir, uniqueId, waitFor, type Containerd,
 } from './harness.js';
 
 const suite = containerdForFile({ before, after });
@@ -155,6 +155,35 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
         { cols: 91, rows: 27 });
       return { code: r.code, out: r.stdout.replace(/\r/g, '') };
     }));
+  });
+
+  test('a new daemon adopts a native container from its recorded state: exec, signals, pause and delete still work', async () => {
+    const cd = need();
+    const id = uniqueId('nat-crash');
+    await cd.ctrOk(['run', '-d', ...COLUMNS[2]!.rt, suite.image(), id, 'sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.1; done']);
+    try {
+      const daemonFile = join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid');
+      const old = Number(readFileSync(daemonFile, 'utf8'));
+      process.kill(old, 'SIGKILL');
+      await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING' && Number(readFileSync(daemonFile, 'utf8')) !== old, WAIT_MS,
+        { what: 'served by a new daemon' });
+      // the exec joins the init's namespaces and cgroups, which the new daemon knows from the record
+      const e = await cd.ctr(['task', 'exec', '--exec-id', 'after', id, 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; exit 6'], { timeoutMs: CMD_MS });
+      assert.deepEqual([e.code, e.stdout], [6, 'sh -c trap "exit 42" TERM; while true; do sleep 0.1; done \n'], e.stderr);
+      await cd.ctrOk(['task', 'pause', id]);
+      assert.equal(await taskStatus(cd, id), 'PAUSED');
+      await cd.ctrOk(['task', 'resume', id]);
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGTERM', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      const ls = await cd.ctrOk(['task', 'ls']);
+      assert.match(ls.split('\n').find((l) => l.startsWith(id)) ?? '', /STOPPED/);
+      await cd.ctrOk(['task', 'delete', id]);
+      await cd.ctrOk(['containers', 'rm', id]);
+      await assertGone(id);
+    } finally {
+      await cd.ctr(['task', 'delete', '--force', id]);
+      await cd.ctr(['containers', 'rm', id]);
+    }
   });
 
   test('a bad spec is refused by name, and nothing is left', async () => {

@@ -34,7 +34,6 @@ function run(argv: string[], cwd?: string): Promise<CommandResult> {
   });
 }
 
-
 /** The last error runc/crun wrote to its JSON log, which is what runc-v2 reports too. */
 async function lastLoggedError(logFile: string): Promise<string | null> {
   let text: string;
