@@ -29,6 +29,26 @@ static int open_in_root(int rootfd, const char *path, int flags)
 	return (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
 }
 
+/* Whether path (inside the root) leads to the same file as fd without following any symbolic link. A
+ * proc or sysfs mount point reached through a link could sit in a volume another container shares,
+ * which could swap it before the masked and read-only paths are applied by path. */
+static int reached_without_symlinks(int rootfd, const char *path, int fd)
+{
+	while (*path == '/')
+		path++;
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+	};
+	int direct = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
+	if (direct < 0)
+		return 0;
+	struct stat a, b;
+	int same = fstat(direct, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	close(direct);
+	return same;
+}
+
 /* Opens the directory path (inside the root), making every missing component a directory (0755). */
 static int mkdirs_in_root(int rootfd, const char *path)
 {
@@ -165,6 +185,10 @@ static int do_mount(int rootfd, const struct pmount *m)
 	int fd = mountpoint_in_root(rootfd, m->dest, kind);
 	if (fd < 0)
 		return fail("mount", errno, "%s: mount point", m->dest);
+	if (!bind && (strcmp(m->type, "proc") == 0 || strcmp(m->type, "sysfs") == 0) && !reached_without_symlinks(rootfd, m->dest, fd)) {
+		close(fd);
+		return fail("mount", ELOOP, "%s: a %s mount point must not be reached through a symbolic link", m->dest, m->type);
+	}
 	char target[64];
 	fdpath(target, sizeof target, fd);
 	const char *src = m->source[0] ? m->source : "none";
@@ -376,9 +400,11 @@ int fs_setup(const struct plan *p)
 	if (r == 0)
 		r = do_pivot(rootfd, p->pivot);
 	close(rootfd);
-	if (r < 0)
-		return -1;
+	return r < 0 ? -1 : 0;
+}
 
+int fs_protect(const struct plan *p)
+{
 	if (p->readonlyroot && remount_bind("/", MS_RDONLY | kept_flags("/")) < 0)
 		return fail("readonlyroot", errno, "remount / read-only");
 	for (size_t i = 0; i < p->masks.n; i++)

@@ -6,7 +6,11 @@
 
 #include "plan.h"
 
-/* Everything up to and including the pivot and the path steps after it, in the documented order. */
+/* Everything up to and including the pivot, in the documented order. */
 int fs_setup(const struct plan *p);
+
+/* After the pivot, once hostname and sysctls are written (a sysctl needs /proc/sys writable, which the
+ * usual read-only paths take away): readonlyroot, masked paths, read-only paths. */
+int fs_protect(const struct plan *p);
 
 #endif

@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/close_range.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,7 +147,7 @@ static _Noreturn void init_child(const struct plan *p, int sync)
 		if (err_line[0])
 			goto failed;
 	}
-	if (fs_setup(p) < 0 || uts_sysctl_setup(p) < 0)
+	if (fs_setup(p) < 0 || uts_sysctl_setup(p) < 0 || fs_protect(p) < 0)
 		goto failed;
 	if (console_fd >= 0 && console_setup(console_fd) < 0)
 		goto failed;
@@ -261,7 +263,11 @@ static int do_exec(const struct plan *p)
 		ssize_t n = read(pp[0], msg + len, sizeof msg - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || (len += (size_t)n) == sizeof msg - 1)
+		if (n < 0) {
+			fail("launcher", errno, "reading the exec child's report");
+			kill_report_exit(pid);
+		}
+		if (n == 0 || (len += (size_t)n) == sizeof msg - 1)
 			break;
 	}
 	msg[len] = '\0';
@@ -281,6 +287,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int exec = strcmp(argv[1], "exec") == 0;
+	/* Not dumpable until execve: until then the init and the exec child hold host fds (/proc, the pid
+	 * file's and the exec FIFO's directories), which the container's own root processes could otherwise
+	 * reach through /proc/<pid>/fd (CVE-2016-9962's class). execve makes the program dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "tsrt-launch: launcher: PR_SET_DUMPABLE: %s\n", strerror(errno));
+		return 1;
+	}
+	/* Nothing inherited reaches the container: every fd above stdio closes at execve. */
+	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (plan_load(argv[2], &plan) < 0) {
 		char line[ERR_MAX];
 		memcpy(line, err_line, sizeof line);

@@ -85,6 +85,11 @@ static char *keep(char *s)
 /* Decodes the raw field [s, s+len) into a new string; NULL (err_line set) when malformed. */
 static char *decode(const char *s, size_t len)
 {
+	if (len == 0) {
+		/* a trailing or doubled space: the empty string is written `-` */
+		bad("empty field (write - for the empty string)", "");
+		return NULL;
+	}
 	char *out = xrealloc(NULL, len + 1);
 	if (len == 1 && s[0] == '-') {
 		out[0] = '\0';

@@ -230,9 +230,21 @@ static char home_env[4096 + 6];
 static void find_home(uid_t uid)
 {
 	snprintf(home_env, sizeof home_env, "HOME=/");
-	FILE *f = fopen("/etc/passwd", "re");
-	if (!f)
+	/* Non-blocking and a regular file only: an image's /etc/passwd that is a FIFO or a device must not
+	 * hang the launcher; at most 1 MiB is read. */
+	int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
 		return;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+		close(fd);
+		return;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return;
+	}
 	char line[4096];
 	while (fgets(line, sizeof line, f)) {
 		/* name:password:uid:gid:gecos:home:shell */
@@ -260,6 +272,18 @@ static void find_home(uid_t uid)
 	fclose(f);
 }
 
+/* /proc/self/setgroups says deny (only in a user namespace). */
+static int setgroups_denied(void)
+{
+	char buf[16] = { 0 };
+	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	return n > 0 && strncmp(buf, "deny", 4) == 0;
+}
+
 int proc_setup(const struct plan *p)
 {
 	if (!env_get(p, "HOME"))
@@ -274,7 +298,9 @@ int proc_setup(const struct plan *p)
 	if (p->has_caps[CAP_BOUNDING] && caps_bounding(p->caps[CAP_BOUNDING]) < 0)
 		return -1;
 	int set_caps = p->has_caps[CAP_EFFECTIVE] || p->has_caps[CAP_PERMITTED] || p->has_caps[CAP_INHERITABLE];
-	if (p->has_groups && setgroups(p->ngroups, p->groups) < 0)
+	/* An empty list where setgroups(2) is denied (a user namespace whose gid map was written with
+	 * setgroups deny) is already what the process has: nothing to drop, as runc skips it too. */
+	if (p->has_groups && (p->ngroups > 0 || !setgroups_denied()) && setgroups(p->ngroups, p->groups) < 0)
 		return fail("groups", errno, "setgroups (%zu gids)", p->ngroups);
 	if (p->has_user) {
 		/* Keep the permitted set across the change to a non-zero uid; capset sets it right after. */
@@ -350,13 +376,13 @@ int fifo_prepare(const char *path)
 	 * uid, or root of a user namespace to whom the host's root owner is nobody. */
 	if (mkfifoat(fifo_dir, fifo_base, 0622) < 0 && errno != EEXIST)
 		return fail("execfifo", errno, "mkfifo %s", path);
-	if (fchmodat(fifo_dir, fifo_base, 0622, 0) < 0)
-		return fail("execfifo", errno, "chmod %s", path);
 	struct stat st;
 	if (fstatat(fifo_dir, fifo_base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return fail("execfifo", errno, "%s", path);
 	if (!S_ISFIFO(st.st_mode))
 		return fail("execfifo", EINVAL, "%s: not a FIFO", path);
+	if (fchmodat(fifo_dir, fifo_base, 0622, 0) < 0)
+		return fail("execfifo", errno, "chmod %s", path);
 	return 0;
 }
 

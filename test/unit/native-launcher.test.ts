@@ -428,6 +428,62 @@ describe('tsrt-launch', { skip: SKIP, concurrency: 1 }, () => {
     await run.done;
   });
 
+  it('a created init waiting for Start is not dumpable: root in the container cannot reach the host fds it holds', async (t) => {
+    const ctx = makeCtx('dumpable');
+    t.after(() => cleanup(ctx));
+    // Docker's default capabilities: root, but no CAP_SYS_PTRACE
+    const docker = 0xa80425fbn.toString(16);
+    const caps: Step[] = (['bounding', 'effective', 'permitted'] as const).map((set): Step => ['caps', set, docker]);
+    const run = runLauncher(ctx, 'create', writePlan(ctx, 'plan', [
+      ...baseSteps(ctx), ['groups'], ['user', 0, 0], ...caps, ['arg', 'sleep'], ['arg', '1000'],
+    ]), path.join(ctx.dir, 'out'));
+    assert.equal(await run.exitOf(await run.launcherPid), 'exit 0', readIf(path.join(ctx.dir, 'err')));
+    const init = readPid(ctx);
+    // not released: the init still runs the launcher's code and holds its host directories open
+    assert.ok(fs.readlinkSync(`/proc/${init}/exe`).endsWith('tsrt-launch'));
+    const xout = path.join(ctx.dir, 'xout');
+    const xrun = runLauncher(ctx, 'exec', writePlan(ctx, 'xplan', [
+      ['errfile', path.join(ctx.dir, 'xerr')],
+      ['pidfile', path.join(ctx.dir, 'xpid')],
+      ...(['pid', 'mount', 'uts', 'ipc', 'net'] as const).map((n): Step => ['ns', n, `/proc/${init}/ns/${n === 'mount' ? 'mnt' : n}`]),
+      ['groups'], ['user', 0, 0], ...caps, ['env', 'PATH=/bin'],
+      // listing the fd directory is allowed to its root owner; following a link needs ptrace access
+      ['arg', 'sh'], ['arg', '-c'], ['arg', 'for f in /proc/1/fd/*; do ls "$f/" >/dev/null 2>&1 && echo "through $f"; done; echo done'],
+    ]), xout);
+    assert.equal(await xrun.exitOf(await xrun.launcherPid), 'exit 0', readIf(path.join(ctx.dir, 'xerr')));
+    const xpid = Number(fs.readFileSync(path.join(ctx.dir, 'xpid'), 'utf8'));
+    ctx.pids.push(xpid);
+    assert.equal(await xrun.exitOf(xpid), 'exit 0');
+    await xrun.done;
+    assert.equal(fs.readFileSync(xout, 'utf8'), 'done\n', 'no host directory reached through the init\'s fds');
+    process.kill(init, 'SIGKILL');
+    assert.equal(await run.exitOf(init), 'signal 9');
+    await run.done;
+  });
+
+  it('sysctls are written before /proc/sys is made read-only', async (t) => {
+    const ctx = makeCtx('sysctl');
+    t.after(() => cleanup(ctx));
+    const r = await createAndRun(ctx, [
+      ...baseSteps(ctx), ['sysctl', 'net.ipv4.ip_unprivileged_port_start', '0'], ['readonly', '/proc/sys'],
+      ['arg', 'sh'], ['arg', '-c'], ['arg', 'cat /proc/sys/net/ipv4/ip_unprivileged_port_start; (echo 1 > /proc/sys/net/ipv4/ip_unprivileged_port_start) 2>/dev/null || echo ro'],
+    ]);
+    assert.equal(r.status, 'exit 0', readIf(path.join(ctx.dir, 'err')));
+    assert.equal(r.out, '0\nro\n');
+  });
+
+  it('a new user namespace whose gid map denies setgroups: an empty groups step is no error', async (t) => {
+    const ctx = makeCtx('setgroups');
+    t.after(() => cleanup(ctx));
+    spawnSyncOk('chown', ['-R', '200000:200000', ctx.rootfs]);
+    const r = await createAndRun(ctx, [
+      ['ns', 'user', ''], ['uidmap', 0, 200000, 1], ['gidmap', 0, 200000, 1], ...baseSteps(ctx), ['groups'],
+      ['arg', 'sh'], ['arg', '-c'], ['arg', 'id -u; cat /proc/self/setgroups'],
+    ]);
+    assert.equal(r.status, 'exit 0', readIf(path.join(ctx.dir, 'err')));
+    assert.equal(r.out, '0\ndeny\n');
+  });
+
   it('console: the pty master goes over the socket, the slave is the controlling terminal and stdio', async (t) => {
     const ctx = makeCtx('console');
     t.after(() => cleanup(ctx));

@@ -348,6 +348,8 @@ const REFUSED: Array<[string, (s: OciSpec) => void, typeof UnimplementedError | 
   ['no args', (s) => { delete s.process!.args; }, InvalidArgumentError, 'process.args must name the program to run: invalid argument'],
   ['empty args', (s) => { s.process!.args = []; }, InvalidArgumentError, 'process.args must name the program to run: invalid argument'],
   ['no process', (s) => { delete s.process; }, InvalidArgumentError, 'process is missing: invalid argument'],
+  ['a new time namespace', (s) => { s.linux!.namespaces!.push({ type: 'time' }); }, UnimplementedError,
+    `linux.namespaces[${ctrSpec().linux!.namespaces!.length}]: a new time namespace is not supported by the native backend yet: not implemented`],
   ['relative cwd', (s) => { s.process!.cwd = 'app'; }, InvalidArgumentError, 'process.cwd must be an absolute path: invalid argument'],
   ['no root', (s) => { delete s.root; }, InvalidArgumentError, 'root.path is missing: invalid argument'],
   ['bad rlimit', (s) => { s.process!.rlimits = [{ type: 'RLIMIT_NOPE', soft: 1, hard: 1 }]; }, InvalidArgumentError, 'process.rlimits[0].type "RLIMIT_NOPE" is not an rlimit: invalid argument'],
