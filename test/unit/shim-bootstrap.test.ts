@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { containerd, google } from '../../src/gen/bootstrap.js';
 import { pidAlive, sleep, waitFor } from './lib/wait.js';
+import { listPids, readCmdline } from '../integration/lib/procfs.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -207,11 +208,23 @@ process.on('SIGTERM', () => process.exit(0));
     fs.writeFileSync(bins.notGo, '#!/bin/sh\n', { mode: 0o755 });
   });
 
+  /**
+   * Every monitor this file started, also one that has not reached the fake daemon yet (monitorPids only
+   * knows those that have): by its command line, which names this file's containerd address.
+   */
+  const startedMonitors = (): number[] => {
+    const mine = new Set(monitorPids());
+    for (const pid of listPids()) if (readCmdline(pid).includes(address)) mine.add(pid);
+    mine.delete(process.pid);
+    return [...mine];
+  };
+
   after(async () => {
-    for (const pid of monitorPids()) {
+    const monitors = startedMonitors();
+    for (const pid of monitors) {
       try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
     }
-    await Promise.all(monitorPids().map((pid) => waitFor(`monitor ${pid} to exit`, () => !pidAlive(pid)).catch(() => {
+    await Promise.all(monitors.map((pid) => waitFor(`monitor ${pid} to exit`, () => !pidAlive(pid)).catch(() => {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     })));
     let daemons: number[] = [];
