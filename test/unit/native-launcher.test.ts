@@ -601,6 +601,19 @@ describe('tsrt-launch', { skip: SKIP, concurrency: 1 }, () => {
         line: /^tsrt-launch: arg: no-such-program: not found on PATH \/bin: No such file or directory$/ },
       { name: 'failing mount', steps: (ctx) => [...baseSteps(ctx), ['mount', '/x', 'no-such-fs', 'none', 0, ''], ['arg', 'true']],
         line: /^tsrt-launch: mount: \/x: mount none \(no-such-fs\) flags 0x0: No such device$/ },
+      { name: 'seccomp rule without a default', steps: (ctx) => [...baseSteps(ctx), ['seccomp-rule', 'errno', 1, 'mkdir'], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-rule: no seccomp-default step: Invalid argument$/ },
+      { name: 'seccomp unknown action', steps: (ctx) => [...baseSteps(ctx), ['seccomp-default', 'deny', 0], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-default: line \d+: unknown seccomp action "deny": Invalid argument$/ },
+      { name: 'seccomp return value on allow', steps: (ctx) => [...baseSteps(ctx), ['seccomp-default', 'allow', 5], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-default: line \d+: a return value only for errno or trace "5": Invalid argument$/ },
+      { name: 'seccomp rule with a partial condition', steps: (ctx) => [...baseSteps(ctx), ['seccomp-default', 'allow', 0], ['seccomp-rule', 'errno', 1, 'kill', 0, 'eq'], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-rule: line \d+: 5 fields, want 3 and 4 per argument: Invalid argument$/ },
+      { name: 'seccomp argument twice in a rule', steps: (ctx) => [...baseSteps(ctx), ['seccomp-default', 'allow', 0],
+        ['seccomp-rule', 'errno', 1, 'kill', 0, 'eq', 1, 0, 0, 'ne', 2, 0], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-rule: line \d+: argument given twice in one rule "0": Invalid argument$/ },
+      { name: 'seccomp unknown flag', steps: (ctx) => [...baseSteps(ctx), ['seccomp-default', 'allow', 0], ['seccomp-flag', 'tsync-esrch'], ['arg', 'true']],
+        line: /^tsrt-launch: seccomp-flag: line \d+: unknown seccomp flag "tsync-esrch": Invalid argument$/ },
     ];
     for (const c of cases) {
       it(c.name, async (t) => {
