@@ -64,6 +64,9 @@ static int validate(const struct plan *p, int exec)
 			    "only for a new user namespace");
 	if (newuser && (!p->nuidmap || !p->ngidmap))
 		return fail(p->nuidmap ? "gidmap" : "uidmap", EINVAL, "a new user namespace needs uid and gid maps");
+	if (!p->has_seccomp && (p->seccomp_arches.n || p->seccomp_flags.n || p->nseccomp_rules))
+		return fail(p->nseccomp_rules ? "seccomp-rule" : p->seccomp_arches.n ? "seccomp-arch" : "seccomp-flag",
+			    EINVAL, "no seccomp-default step");
 	if (!exec) {
 		if (!p->rootfs)
 			return fail("rootfs", EINVAL, "no rootfs step");

@@ -446,6 +446,74 @@ static int st_caps(struct plan *p, char **f, int nf)
 	return bad("unknown capability set", f[0]);
 }
 
+static int seccomp_ret(const char *action, const char *s, unsigned int *out)
+{
+	unsigned long long v;
+	if (!seccomp_action_known(action))
+		return bad("unknown seccomp action", action);
+	if (number(s, 10, 0xffff, &v) < 0)
+		return -1;
+	if (v && strcmp(action, "errno") && strcmp(action, "trace"))
+		return bad("a return value only for errno or trace", s);
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int st_seccomp_default(struct plan *p, char **f, int nf)
+{
+	(void)nf;
+	if (seccomp_ret(f[0], f[1], &p->seccomp_ret) < 0)
+		return -1;
+	p->has_seccomp = 1, p->seccomp_action = f[0];
+	return 0;
+}
+
+static int st_seccomp_arch(struct plan *p, char **f, int nf)
+{
+	(void)nf;
+	if (!f[0][0])
+		return bad("empty architecture", f[0]);
+	strv_push(&p->seccomp_arches, f[0]);
+	return 0;
+}
+
+static int st_seccomp_flag(struct plan *p, char **f, int nf)
+{
+	(void)nf;
+	if (!seccomp_flag_known(f[0]))
+		return bad("unknown seccomp flag", f[0]);
+	strv_push(&p->seccomp_flags, f[0]);
+	return 0;
+}
+
+static int st_seccomp_rule(struct plan *p, char **f, int nf)
+{
+	struct pseccomp_rule r = { .action = f[0], .name = f[2] };
+	if ((nf - 3) % 4 != 0)
+		return fail(cur_step, EINVAL, "line %d: %d fields, want 3 and 4 per argument", cur_line, nf);
+	if (seccomp_ret(f[0], f[1], &r.ret) < 0)
+		return -1;
+	if (!r.name[0])
+		return bad("empty syscall name", f[2]);
+	unsigned int seen = 0;
+	for (int i = 3; i < nf; i += 4) {
+		struct pseccomp_arg *a = &r.args[r.nargs++];
+		unsigned long long idx, v, v2;
+		if (number(f[i], 10, 5, &idx) < 0)
+			return -1;
+		if (seen & (1u << idx))
+			return bad("argument given twice in one rule", f[i]);
+		seen |= 1u << idx;
+		if (!seccomp_op_known(f[i + 1]))
+			return bad("unknown seccomp comparison", f[i + 1]);
+		if (number(f[i + 2], 10, ~0ULL, &v) < 0 || number(f[i + 3], 10, ~0ULL, &v2) < 0)
+			return -1;
+		a->index = (unsigned int)idx, a->op = f[i + 1], a->value = v, a->value_two = v2;
+	}
+	*PUSH(&p->seccomp_rules, &p->nseccomp_rules) = r;
+	return 0;
+}
+
 struct step_def {
 	const char *name;
 	int min, max; /* field counts */
@@ -464,7 +532,9 @@ static const struct step_def steps[] = {
 	{ "rlimit", 3, 3, st_rlimit }, { "user", 2, 2, st_user }, { "groups", 0, FIELDS_MAX, st_groups },
 	{ "umask", 1, 1, st_umask }, { "cwd", 1, 1, st_cwd }, { "caps", 2, 2, st_caps },
 	{ "nonewprivs", 0, 0, st_nonewprivs }, { "env", 1, 1, st_env }, { "arg", 1, 1, st_arg },
-	{ "execfifo", 1, 1, st_execfifo },
+	{ "execfifo", 1, 1, st_execfifo }, { "seccomp-default", 2, 2, st_seccomp_default },
+	{ "seccomp-arch", 1, 1, st_seccomp_arch }, { "seccomp-flag", 1, 1, st_seccomp_flag },
+	{ "seccomp-rule", 3, 3 + 6 * 4, st_seccomp_rule },
 };
 
 /* Parses one line [s, s+len) (without its newline). */

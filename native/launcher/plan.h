@@ -55,6 +55,21 @@ struct prlimit_step {
 	rlim_t soft, hard;
 };
 
+/* seccomp: actions as the plan names them (docs/native-launcher.md), kept as names; seccomp.c maps
+ * them to libseccomp's. */
+struct pseccomp_arg {
+	unsigned int index;
+	char *op;
+	uint64_t value, value_two;
+};
+
+struct pseccomp_rule {
+	char *action, *name;
+	unsigned int ret;
+	struct pseccomp_arg args[6];
+	size_t nargs;
+};
+
 struct plan {
 	char *errfile, *pidfile, *rootfs, *console, *execfifo, *hostname, *domainname, *cwd;
 	struct strv cgroups, masks, readonlys, env, argv;
@@ -101,7 +116,21 @@ struct plan {
 
 	int has_caps[CAP_SETS];
 	uint64_t caps[CAP_SETS];
+
+	int has_seccomp; /* a seccomp-default step */
+	char *seccomp_action;
+	unsigned int seccomp_ret;
+	struct strv seccomp_arches, seccomp_flags;
+	struct pseccomp_rule *seccomp_rules;
+	size_t nseccomp_rules;
 };
+
+/* A seccomp action name of the plan is known (`allow`, `errno`, ...). */
+int seccomp_action_known(const char *name);
+/* A comparison name of the plan is known (`eq`, `masked-eq`, ...). */
+int seccomp_op_known(const char *name);
+/* A flag name of the plan is known (`tsync`, `log`, `spec-allow`). */
+int seccomp_flag_known(const char *name);
 
 /* Reads and parses the plan file; -1 with err_line set on any error. p->errfile is set when the
  * file names one, even when the parse fails (so that the error can be written there). */

@@ -1,5 +1,6 @@
 #include "proc.h"
 #include "err.h"
+#include "seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,6 +295,15 @@ int proc_setup(const struct plan *p)
 		if (setrlimit(r->resource, &rl) < 0)
 			return fail("rlimit", errno, "resource %d", r->resource);
 	}
+	/* The filter is built here, before "ready", so that a rule libseccomp refuses is a set-up error. With
+	 * no_new_privs it is loaded last, right before execve (proc_exec), as the unprivileged load it then
+	 * is; without, loading needs CAP_SYS_ADMIN, so it is loaded now, before any capability is dropped,
+	 * and the profile must allow what the launcher still does (prctl, capset, setgroups, setres[ug]id,
+	 * chdir, the program's lookup, the report to the parent, the exec FIFO, execve), as with runc. */
+	if (seccomp_build(p) < 0)
+		return -1;
+	if (!p->nonewprivs && seccomp_apply() < 0)
+		return -1;
 	/* The bounding set first: dropping needs CAP_SETPCAP, which the uid change may take away. */
 	if (p->has_caps[CAP_BOUNDING] && caps_bounding(p->caps[CAP_BOUNDING]) < 0)
 		return -1;
@@ -337,6 +347,12 @@ int proc_exec(const struct plan *p)
 		memcpy(envp, p->env.v, p->env.n * sizeof *envp);
 	if (home_env[0])
 		envp[p->env.n] = home_env;
+	/* With no_new_privs the filter comes in here, last: only execve runs under it (which it must allow) */
+	if (seccomp_apply() < 0) {
+		free(argv);
+		free(envp);
+		return -1;
+	}
 	execve(exe_path, argv, envp);
 	int e = errno;
 	free(argv);

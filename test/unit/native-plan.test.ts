@@ -323,9 +323,106 @@ test('a unified host: the cgroup mount is cgroup2; /dev bound from the host gets
   assert.ok(!/^(device|symlink) /m.test(text), text);
 });
 
+const seccompLines = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('seccomp-'));
+
+test('seccomp: a small profile → seccomp-* steps (default, arches, flags, rules with arguments), in create and exec', () => {
+  const spec = ctrSpec();
+  spec.linux!.seccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+    flags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW'],
+    syscalls: [
+      { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' },
+      { names: ['chmod'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+      { names: ['getpid'], action: 'SCMP_ACT_ALLOW' }, // the default: left out
+      { names: ['kill'], action: 'SCMP_ACT_KILL_PROCESS', args: [{ index: 1, value: 9, op: 'SCMP_CMP_EQ' }, { index: 0, value: 1, op: 'SCMP_CMP_LE' }] },
+      // two conditions on one argument: a rule each
+      { names: ['setns'], action: 'SCMP_ACT_TRAP', args: [{ index: 1, value: 0x20000, op: 'SCMP_CMP_NE' }, { index: 1, value: 0xff, valueTwo: 3, op: 'SCMP_CMP_MASKED_EQ' }] },
+      { names: ['ptrace'], action: 'SCMP_ACT_TRACE', errnoRet: 7 },
+      { names: ['uname'], action: 'SCMP_ACT_LOG' },
+      { names: ['reboot'], action: 'SCMP_ACT_KILL' },
+    ],
+  };
+  const expected = [
+    'seccomp-default allow 0', 'seccomp-arch x86_64', 'seccomp-arch aarch64', 'seccomp-flag log', 'seccomp-flag spec-allow',
+    'seccomp-rule errno 1 mkdir', 'seccomp-rule errno 1 mkdirat', 'seccomp-rule errno 38 chmod',
+    'seccomp-rule kill-process 0 kill 1 eq 9 0 0 le 1 0',
+    'seccomp-rule trap 0 setns 1 ne 131072 0', 'seccomp-rule trap 0 setns 1 masked-eq 255 3',
+    'seccomp-rule trace 7 ptrace', 'seccomp-rule log 0 uname', 'seccomp-rule kill-thread 0 reboot',
+  ];
+  const text = createPlan(input(spec)).text;
+  assert.deepEqual(seccompLines(text), expected);
+  // after the process's steps, before the exec FIFO
+  assert.ok(text.includes(`${expected.at(-1)}\nexecfifo `), text);
+  const x = execPlan({ spec, initPid: 7, errfile: '/e', pidfile: '/p', cgroupDirs: [], host: { apparmor: false, selinux: false, kcore: true },
+    process: { args: ['sh'], cwd: '/' } }).text;
+  assert.deepEqual(seccompLines(x), expected);
+  // no profile: no steps
+  assert.deepEqual(seccompLines(createPlan(input(ctrSpec())).text), []);
+});
+
+test('seccomp: containerd\'s default profile shape (errno default, a long allow list, argument-filtered rules)', () => {
+  const allow = ['accept', 'accept4', 'access', 'adjtimex', 'alarm', 'bind', 'brk', 'capget', 'capset', 'chdir', 'chmod', 'chown',
+    'clock_getres', 'clock_gettime', 'clock_nanosleep', 'close', 'close_range', 'connect', 'copy_file_range', 'creat', 'dup', 'dup2',
+    'dup3', 'epoll_create', 'epoll_ctl', 'epoll_pwait', 'epoll_wait', 'eventfd2', 'execve', 'execveat', 'exit', 'exit_group',
+    'faccessat', 'faccessat2', 'fchdir', 'fchmod', 'fchmodat', 'fchown', 'fcntl', 'fstat', 'futex', 'getcwd', 'getdents64',
+    'getpid', 'getppid', 'getuid', 'ioctl', 'kill', 'lseek', 'mkdir', 'mkdirat', 'mmap', 'mprotect', 'munmap', 'nanosleep',
+    'newfstatat', 'open', 'openat', 'openat2', 'pipe2', 'prctl', 'read', 'readlink', 'rt_sigaction', 'rt_sigprocmask',
+    'rt_sigreturn', 'setgid', 'setgroups', 'setresgid', 'setresuid', 'setuid', 'stat', 'statx', 'uname', 'unlink', 'wait4', 'write'];
+  const spec = ctrSpec();
+  spec.linux!.seccomp = {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: 1,
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+    syscalls: [
+      { names: allow, action: 'SCMP_ACT_ALLOW' },
+      { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, valueTwo: 0, op: 'SCMP_CMP_EQ' }] },
+      { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 8, valueTwo: 0, op: 'SCMP_CMP_EQ' }] },
+      { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 4294967295, valueTwo: 0, op: 'SCMP_CMP_EQ' }] },
+      { names: ['arch_prctl', 'modify_ldt'], action: 'SCMP_ACT_ALLOW' },
+      { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 2114060288, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] },
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+      // EPERM is the default's own errno: left out
+      { names: ['bpf'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+    ],
+  };
+  assert.deepEqual(seccompLines(createPlan(input(spec)).text), [
+    'seccomp-default errno 1', 'seccomp-arch x86_64', 'seccomp-arch x86', 'seccomp-arch x32',
+    ...allow.map((n) => `seccomp-rule allow 0 ${n}`),
+    'seccomp-rule allow 0 personality 0 eq 0 0', 'seccomp-rule allow 0 personality 0 eq 8 0', 'seccomp-rule allow 0 personality 0 eq 4294967295 0',
+    'seccomp-rule allow 0 arch_prctl', 'seccomp-rule allow 0 modify_ldt',
+    'seccomp-rule allow 0 clone 0 masked-eq 2114060288 0',
+    'seccomp-rule errno 38 clone3',
+  ]);
+});
+
 /** Changes to ctr's spec that are refused, and how. */
 const REFUSED: Array<[string, (s: OciSpec) => void, typeof UnimplementedError | typeof InvalidArgumentError, string]> = [
-  ['seccomp', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ERRNO' }; }, UnimplementedError, 'linux.seccomp is not supported by the native backend yet: not implemented'],
+  ['seccomp notify', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] }; }, UnimplementedError,
+    'linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY is not supported by the native backend yet: not implemented'],
+  ['seccomp listenerPath', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/l.sock' }; }, UnimplementedError,
+    'linux.seccomp.listenerPath (SCMP_ACT_NOTIFY) is not supported by the native backend yet: not implemented'],
+  ['seccomp flag', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'] }; }, UnimplementedError,
+    'linux.seccomp.flags[0] "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" is not supported by the native backend yet: not implemented'],
+  ['seccomp unknown field', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', future: 1 }; }, UnimplementedError,
+    'linux.seccomp.future is not supported by the native backend yet: not implemented'],
+  ['seccomp no default', (s) => { s.linux!.seccomp = { syscalls: [] }; }, InvalidArgumentError, 'linux.seccomp.defaultAction undefined is not a seccomp action: invalid argument'],
+  ['seccomp bad action', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOPE' }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].action "SCMP_ACT_NOPE" is not a seccomp action: invalid argument'],
+  ['seccomp errnoRet on allow', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: 1 }; }, InvalidArgumentError,
+    'linux.seccomp.defaultErrnoRet is only for SCMP_ACT_ERRNO and SCMP_ACT_TRACE: invalid argument'],
+  ['seccomp bad errnoRet', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: -1 }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].errnoRet must be a number from 0 to 65535: invalid argument'],
+  ['seccomp bad arch', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_VAX'] }; }, InvalidArgumentError,
+    'linux.seccomp.architectures[0] "SCMP_ARCH_VAX" is not a seccomp architecture: invalid argument'],
+  ['seccomp no names', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: [], action: 'SCMP_ACT_ERRNO' }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].names must name at least one syscall: invalid argument'],
+  ['seccomp bad name', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mk dir'], action: 'SCMP_ACT_ERRNO' }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].names[0] "mk dir" is not a syscall name: invalid argument'],
+  ['seccomp bad op', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['kill'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 1, op: 'SCMP_CMP_XX' }] }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].args[0].op "SCMP_CMP_XX" is not a seccomp comparison: invalid argument'],
+  ['seccomp bad index', (s) => { s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['kill'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 1, op: 'SCMP_CMP_EQ' }] }] }; }, InvalidArgumentError,
+    'linux.seccomp.syscalls[0].args[0].index must be from 0 to 5: invalid argument'],
   ['intelRdt', (s) => { s.linux!.intelRdt = { closID: 'x' }; }, UnimplementedError, 'linux.intelRdt is not supported by the native backend yet: not implemented'],
   ['personality', (s) => { s.linux!.personality = { domain: 'LINUX32' }; }, UnimplementedError, 'linux.personality is not supported by the native backend yet: not implemented'],
   ['timeOffsets', (s) => { s.linux!.timeOffsets = { monotonic: { secs: 1 } }; }, UnimplementedError, 'linux.timeOffsets is not supported by the native backend yet: not implemented'],

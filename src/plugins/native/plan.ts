@@ -254,7 +254,7 @@ const KNOWN_PROCESS = new Set([
 const KNOWN_USER = new Set(['uid', 'gid', 'umask', 'additionalGids', 'username']);
 const KNOWN_LINUX = new Set([
   'namespaces', 'uidMappings', 'gidMappings', 'devices', 'cgroupsPath', 'resources', 'rootfsPropagation',
-  'maskedPaths', 'readonlyPaths', 'mountLabel', 'sysctl',
+  'maskedPaths', 'readonlyPaths', 'mountLabel', 'sysctl', 'seccomp',
 ]);
 const KNOWN_MOUNT = new Set(['destination', 'type', 'source', 'options']);
 const KNOWN_ROOT = new Set(['path', 'readonly']);
@@ -327,6 +327,104 @@ function processSteps(plan: PlanText, p: OciProcess, prefix: string, consoleSock
   p.args.forEach((a, i) => {
     if (typeof a !== 'string') throw new InvalidArgumentError(`${prefix}args[${i}] must be a string`);
     plan.step('arg', a);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// seccomp: `seccomp-default`, `seccomp-arch`, `seccomp-flag` and `seccomp-rule` steps; syscall names stay
+// names (the launcher's libseccomp resolves them, skipping with a warning the ones it does not know)
+
+/** OCI action → the plan's action name; SCMP_ACT_KILL is the thread's kill, as in libseccomp. */
+export const SECCOMP_ACTIONS: Readonly<Record<string, string>> = {
+  SCMP_ACT_KILL: 'kill-thread', SCMP_ACT_KILL_THREAD: 'kill-thread', SCMP_ACT_KILL_PROCESS: 'kill-process',
+  SCMP_ACT_TRAP: 'trap', SCMP_ACT_ERRNO: 'errno', SCMP_ACT_TRACE: 'trace', SCMP_ACT_ALLOW: 'allow', SCMP_ACT_LOG: 'log',
+};
+/** OCI architecture → libseccomp's name for it. */
+export const SECCOMP_ARCHES: Readonly<Record<string, string>> = Object.fromEntries(
+  ['X86', 'X86_64', 'X32', 'ARM', 'AARCH64', 'MIPS', 'MIPS64', 'MIPS64N32', 'MIPSEL', 'MIPSEL64', 'MIPSEL64N32',
+    'PPC', 'PPC64', 'PPC64LE', 'S390', 'S390X', 'PARISC', 'PARISC64', 'RISCV64'].map((a) => [`SCMP_ARCH_${a}`, a.toLowerCase()]));
+export const SECCOMP_FLAGS: Readonly<Record<string, string>> = {
+  SECCOMP_FILTER_FLAG_TSYNC: 'tsync', SECCOMP_FILTER_FLAG_LOG: 'log', SECCOMP_FILTER_FLAG_SPEC_ALLOW: 'spec-allow',
+};
+export const SECCOMP_OPS: Readonly<Record<string, string>> = {
+  SCMP_CMP_NE: 'ne', SCMP_CMP_LT: 'lt', SCMP_CMP_LE: 'le', SCMP_CMP_EQ: 'eq', SCMP_CMP_GE: 'ge', SCMP_CMP_GT: 'gt',
+  SCMP_CMP_MASKED_EQ: 'masked-eq',
+};
+const KNOWN_SECCOMP = new Set(['defaultAction', 'defaultErrnoRet', 'architectures', 'flags', 'syscalls']);
+const KNOWN_SYSCALL = new Set(['names', 'action', 'errnoRet', 'args']);
+const KNOWN_ARG = new Set(['index', 'value', 'valueTwo', 'op']);
+
+/** An action and its return value (errno for errno, the tracer's message for trace, else 0). */
+function seccompAction(action: unknown, ret: unknown, field: string, retField: string): [string, number] {
+  if (action === 'SCMP_ACT_NOTIFY') throw new UnimplementedError(`${field}: SCMP_ACT_NOTIFY is not supported by the native backend yet`);
+  if (typeof action !== 'string' || !Object.hasOwn(SECCOMP_ACTIONS, action)) throw new InvalidArgumentError(`${field} ${JSON.stringify(action)} is not a seccomp action`);
+  const name = SECCOMP_ACTIONS[action]!;
+  if (name !== 'errno' && name !== 'trace') {
+    if (present(ret)) throw new InvalidArgumentError(`${retField} is only for SCMP_ACT_ERRNO and SCMP_ACT_TRACE`);
+    return [name, 0];
+  }
+  // runc's default for both is EPERM
+  if (!present(ret)) return [name, 1];
+  if (!Number.isInteger(ret) || (ret as number) < 0 || (ret as number) > 0xffff) throw new InvalidArgumentError(`${retField} must be a number from 0 to 65535`);
+  return [name, ret as number];
+}
+
+function uint64(v: unknown, field: string): string {
+  const ok = (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n && v < 1n << 64n);
+  if (!ok) throw new InvalidArgumentError(`${field} must be an unsigned 64-bit number`);
+  return String(v);
+}
+
+function seccompSteps(plan: PlanText, sc: unknown): void {
+  if (!present(sc)) return;
+  if (typeof sc !== 'object' || Array.isArray(sc)) throw new InvalidArgumentError('linux.seccomp must be an object');
+  const s = sc as Record<string, unknown>;
+  for (const key of ['listenerPath', 'listenerMetadata']) {
+    if (present(s[key]) && s[key] !== '') throw new UnimplementedError(`linux.seccomp.${key} (SCMP_ACT_NOTIFY) is not supported by the native backend yet`);
+  }
+  refuseUnknown(s, new Set([...KNOWN_SECCOMP, 'listenerPath', 'listenerMetadata']), 'linux.seccomp.');
+  const def = seccompAction(s.defaultAction, s.defaultErrnoRet, 'linux.seccomp.defaultAction', 'linux.seccomp.defaultErrnoRet');
+  plan.step('seccomp-default', ...def);
+  const list = (v: unknown, field: string): unknown[] => {
+    if (!present(v)) return [];
+    if (!Array.isArray(v)) throw new InvalidArgumentError(`${field} must be a list`);
+    return v;
+  };
+  list(s.architectures, 'linux.seccomp.architectures').forEach((a, i) => {
+    if (typeof a !== 'string' || !Object.hasOwn(SECCOMP_ARCHES, a)) throw new InvalidArgumentError(`linux.seccomp.architectures[${i}] ${JSON.stringify(a)} is not a seccomp architecture`);
+    plan.step('seccomp-arch', SECCOMP_ARCHES[a]!);
+  });
+  list(s.flags, 'linux.seccomp.flags').forEach((f, i) => {
+    if (typeof f !== 'string' || !Object.hasOwn(SECCOMP_FLAGS, f)) throw new UnimplementedError(`linux.seccomp.flags[${i}] ${JSON.stringify(f)} is not supported by the native backend yet`);
+    plan.step('seccomp-flag', SECCOMP_FLAGS[f]!);
+  });
+  list(s.syscalls, 'linux.seccomp.syscalls').forEach((c, i) => {
+    const f = `linux.seccomp.syscalls[${i}]`;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new InvalidArgumentError(`${f} must be an object`);
+    const call = c as Record<string, unknown>;
+    refuseUnknown(call, KNOWN_SYSCALL, `${f}.`);
+    const [action, ret] = seccompAction(call.action, call.errnoRet, `${f}.action`, `${f}.errnoRet`);
+    const names = list(call.names, `${f}.names`);
+    if (names.length === 0) throw new InvalidArgumentError(`${f}.names must name at least one syscall`);
+    names.forEach((n, j) => {
+      if (typeof n !== 'string' || !/^[a-z0-9_]+$/.test(n)) throw new InvalidArgumentError(`${f}.names[${j}] ${JSON.stringify(n)} is not a syscall name`);
+    });
+    const conds = list(call.args, `${f}.args`).map((a, j) => {
+      const af = `${f}.args[${j}]`;
+      if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new InvalidArgumentError(`${af} must be an object`);
+      const arg = a as Record<string, unknown>;
+      refuseUnknown(arg, KNOWN_ARG, `${af}.`);
+      if (!Number.isInteger(arg.index) || (arg.index as number) < 0 || (arg.index as number) > 5) throw new InvalidArgumentError(`${af}.index must be from 0 to 5`);
+      if (typeof arg.op !== 'string' || !Object.hasOwn(SECCOMP_OPS, arg.op)) throw new InvalidArgumentError(`${af}.op ${JSON.stringify(arg.op)} is not a seccomp comparison`);
+      return [arg.index as number, SECCOMP_OPS[arg.op]!, uint64(arg.value ?? 0, `${af}.value`), uint64(arg.valueTwo ?? 0, `${af}.valueTwo`)] as const;
+    });
+    // libseccomp refuses a rule whose action is the default one; runc leaves those out too
+    if (action === def[0] && ret === def[1]) return;
+    // Conditions on one argument twice cannot be one rule (libseccomp ANDs a rule's conditions, one per
+    // argument): then each condition is a rule of its own, as runc does.
+    const indexes = conds.map((c) => c[0]);
+    const groups = new Set(indexes).size === indexes.length ? [conds] : conds.map((c) => [c]);
+    for (const n of names) for (const g of groups) plan.step('seccomp-rule', action, ret, n as string, ...g.flat());
   });
 }
 
@@ -494,6 +592,7 @@ export function createPlan(input: CreatePlanInput): Plan {
     plan.step('sysctl', key, value);
   }
   processSteps(plan, proc, 'process.', input.consoleSocket);
+  seccompSteps(plan, linux.seccomp);
   plan.step('execfifo', input.execFifo);
   return { text: plan.text(), warnings };
 }
@@ -593,5 +692,7 @@ export function execPlan(input: ExecPlanInput): Plan {
   for (const ns of namespacesOf(input.spec)) plan.step('ns', ns.type, `/proc/${input.initPid}/ns/${ns.type === 'mount' ? 'mnt' : ns.type}`);
   if (present(input.process.oomScoreAdj)) plan.step('oomscore', int(input.process.oomScoreAdj, 'process.oomScoreAdj'));
   processSteps(plan, input.process, 'process.', input.consoleSocket);
+  // an exec'd process gets the container's filter, as with runc
+  seccompSteps(plan, input.spec.linux?.seccomp);
   return { text: plan.text(), warnings: plan.warnings };
 }
