@@ -3,7 +3,7 @@
 // same ctr commands through all three and compares what a user sees; then nothing may be left of a native
 // container: bundle, mounts, processes, cgroups.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -204,5 +204,17 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     assert.match(seen['runc-v2']!.stdout, /^Seccomp:\s+2$/m);
     assert.match(seen['runc-v2']!.stdout, /^unshare-denied$/m);
     assert.equal(seen['runc-v2']!.code, 4);
+  });
+
+  test('what the native backend cannot do is refused by name, and nothing is left', async () => {
+    const cd = need();
+    const id = uniqueId('nat-bad');
+    const cfg = join(cd.root, 'native-systemd.toml');
+    writeFileSync(cfg, 'SystemdCgroup = true\n');
+    const r = await cd.ctr(['run', '--rm', '--runtime-config-path', cfg, ...COLUMNS[2]!.rt, suite.image(), id, 'true'], { timeoutMs: CMD_MS });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /SystemdCgroup is not supported by the native backend yet/);
+    await cd.ctr(['containers', 'rm', id]);
+    await assertGone(id);
   });
 });
