@@ -147,7 +147,7 @@ function networkMode(bundle) {
 export function createBackend(init) {
   const { host, api } = init;
   const { NotFoundError, RuntimeError, InvalidArgumentError, UnimplementedError } = api.errors;
-  const { HostCgroups, HostRootfs, hostStdio } = api.host;
+  const { HostCgroups, HostRootfs, hostProcessIo } = api.host;
   if (api.version !== apiVersion) throw new Error(`written for backend API ${apiVersion}, the daemon offers ${api.version}`);
   // Refuse at once (with the reason, in the Create error) when runsc is not installed.
   if (!resolveBinary(DEFAULT_BINARY)) throw new Error(`${DEFAULT_BINARY} is not on PATH (apt-get install runsc)`);
@@ -228,12 +228,10 @@ export function createBackend(init) {
    * process in the sandbox): the process's own, or a console socket's for a terminal.
    */
   async function stdioFor(c, ioKey, stdio) {
-    const specs = await hostStdio(host, {
+    const { io, consoleSocket } = await hostProcessIo(host, {
       ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
     });
-    if (!specs.terminal) return { io: { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr }, consoleArgs: [] };
-    const socket = await host.console(ioKey, specs.stdin, specs.stdout);
-    return { io: { stdin: '', stdout: '', stderr: '' }, consoleArgs: [`--console-socket=${socket}`] };
+    return { io, consoleArgs: consoleSocket ? [`--console-socket=${consoleSocket}`] : [] };
   }
 
   /**

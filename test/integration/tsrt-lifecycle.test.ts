@@ -44,7 +44,8 @@ async function assertGone(id: string): Promise<void> {
   const cd = need();
   const bundle = cd.bundleDir(id);
   await waitFor(() => !existsSync(bundle), WAIT_MS, { what: `bundle ${bundle} removed` });
-  assert.ok(!existsSync(shimSocketPath(cd.address, cd.ns, id)), 'shim socket removed');
+  // the monitor unlinks its socket as it exits, which can be just after containerd removed the bundle
+  await waitFor(() => !existsSync(shimSocketPath(cd.address, cd.ns, id)), WAIT_MS, { what: 'shim socket removed' });
   assert.deepEqual(processesWithCwdUnder(bundle), [], 'no process left in the bundle');
   assert.deepEqual(mountsUnder(bundle), [], 'no mount left');
   for (const ctl of ['memory', 'pids', 'cpu']) {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostStdio } from '../../src/plugins/host/stdio.js';
+import { hostProcessIo, hostStdio } from '../../src/plugins/host/stdio.js';
 import { HostRootfs, isMountPoint } from '../../src/plugins/host/rootfs.js';
 import type { Logger, ProcessHost, Stdio } from '../../src/plugins/api/index.js';
 
@@ -18,6 +18,7 @@ function recordingHost(failMountAt = -1) {
       calls.push(`mount ${type} ${source} ${target} ${options.join(',')}`);
     },
     umount: async (target: string) => { calls.push(`umount ${target}`); },
+    console: async (key: string, stdin: string, stdout: string) => { calls.push(`console ${key} ${stdin} ${stdout}`); return `/run/console-${key}.sock`; },
   } as unknown as ProcessHost;
   return { host, calls };
 }
@@ -66,6 +67,18 @@ test('hostStdio: a file:// log is handed over unchowned, with one warning; a bin
   const bin = await hostStdio(host, { ...req, stdio: stdio({ stdin: '/fifo/in', stdout: 'binary:///usr/bin/tsrt-log?tag=web&v', stderr: 'binary:///usr/bin/tsrt-log?tag=web&v' }) });
   assert.deepEqual(bin, { stdin: '', stdout: 'logger:1', stderr: 'logger:2', terminal: false });
   assert.deepEqual(calls, ['logger c1/e1 c1 ns /usr/bin/tsrt-log tag web v']);
+});
+
+test('hostProcessIo: the process\'s own stdio, or for a terminal none and a console socket fed from the FIFOs', async () => {
+  const { host, calls } = recordingHost();
+  const { log } = recordingLog();
+  const req = { ioKey: 'c1', containerId: 'c1', namespace: 'ns', uid: 0, gid: 0, log };
+  assert.deepEqual(await hostProcessIo(host, { ...req, stdio: stdio({ stdin: '/fifo/in', stdout: '/fifo/out', stderr: '/fifo/err' }) }),
+    { io: { stdin: 'fifo:/fifo/in', stdout: 'fifo:/fifo/out', stderr: 'fifo:/fifo/err' } });
+  assert.deepEqual(calls, []);
+  assert.deepEqual(await hostProcessIo(host, { ...req, stdio: stdio({ stdin: '/fifo/in', stdout: '/fifo/out', stderr: '/fifo/err', terminal: true }) }),
+    { io: { stdin: '', stdout: '', stderr: '' }, consoleSocket: '/run/console-c1.sock' });
+  assert.deepEqual(calls, ['console c1 fifo:/fifo/in fifo:/fifo/out']);
 });
 
 test('HostRootfs: mounts stacked in order on <bundle>/rootfs, taken down once; nothing to mount is nothing to take down', async () => {

@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pidAlive, sleep, waitFor } from './lib/wait.js';
 import { runBinary, type RunResult } from './lib/run-binary.js';
+import { daemonCmd } from './lib/daemon-cmd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -127,17 +128,6 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 const runShim = (args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<RunResult> => runBinary(BIN, args, opts);
-
-function daemonCmd(dir: string, cmd: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path.join(dir, 'test.sock'));
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', (d) => { buf += d; });
-    s.on('end', () => { try { resolve(JSON.parse(buf)); } catch (e) { reject(e); } });
-    s.write(JSON.stringify(cmd) + '\n');
-  });
-}
 
 /** p, or a rejection naming what was awaited once WAIT_MS have passed. */
 function within<T>(what: string, p: Promise<T>, ms = WAIT_MS): Promise<T> {

@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { runtimeoptions } from '../../src/gen/proto.js';
 import { pidAlive, waitFor } from './lib/wait.js';
 import { runBinary } from './lib/run-binary.js';
+import { daemonCmd } from './lib/daemon-cmd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -120,17 +121,6 @@ process.on('SIGTERM', () => process.exit(0));
 
 interface Rpc { id: number; service: string; method: string; metadata: [string, string][]; timeoutNano?: number; payloadLength: number; payloadHead: string }
 interface DaemonState { pid: number; monitors: number[]; rpcs: Rpc[] }
-
-function daemonCmd(dir: string, cmd: object): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path.join(dir, 'test.sock'));
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', (d) => { buf += d; });
-    s.on('end', () => { try { resolve(JSON.parse(buf)); } catch (e) { reject(e); } });
-    s.write(JSON.stringify(cmd));
-  });
-}
 
 async function runStart(args: string[], stdin: Buffer, opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const r = await runBinary(BIN, args, { ...opts, stdin });

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pidAlive, sleep, waitFor } from './lib/wait.js';
 import { runBinary, type RunResult } from './lib/run-binary.js';
+import { daemonCmd } from './lib/daemon-cmd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.resolve(process.env.TSRT_SHIM_BIN ?? path.join(ROOT, 'native/build/containerd-shim-tsrt-v2'));
@@ -647,17 +648,6 @@ function unixSocketInode(p: string): string | undefined {
 
 function isMounted(target: string): boolean {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
-}
-
-function daemonCmd(dir: string, cmd: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path.join(dir, 'test.sock'));
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', (d) => { buf += d; });
-    s.on('end', () => { try { resolve(JSON.parse(buf)); } catch (e) { reject(e); } });
-    s.write(JSON.stringify(cmd) + '\n');
-  });
 }
 
 /** A client connection to a unix socket with a ttrpc frame reader on it. */

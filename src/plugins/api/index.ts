@@ -12,7 +12,7 @@ import * as errors from './errors.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { signalHostPid } from '../host/signal.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
-import { hostStdio } from '../host/stdio.js';
+import { hostProcessIo, hostStdio } from '../host/stdio.js';
 import { HostRootfs } from '../host/rootfs.js';
 
 export * from './errors.js';
@@ -33,7 +33,7 @@ export const BACKEND_API_VERSION = 2;
  * gone, which every backend writes into the bundle at create.
  */
 export const backendApi = {
-  version: BACKEND_API_VERSION, errors, host: { HostCgroups, HostRootfs, hostStdio, signalHostPid }, writeCleanupCommand,
+  version: BACKEND_API_VERSION, errors, host: { HostCgroups, HostRootfs, hostProcessIo, hostStdio, signalHostPid }, writeCleanupCommand,
 } as const;
 export type BackendApi = typeof backendApi;
 

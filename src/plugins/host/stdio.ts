@@ -51,3 +51,22 @@ export async function hostStdio(host: ProcessHost, req: HostStdioRequest): Promi
   if (plan.logger) await host.logger(req.ioKey, req.containerId, req.namespace, plan.logger.argv);
   return { stdin: plan.stdin, stdout: plan.stdout, stderr: plan.stderr, terminal: plan.terminal };
 }
+
+/** The stdio of the runtime command that makes a host process: its own, or none with a console socket. */
+export interface HostProcessIo {
+  /** Monitor specs for host.spawn ('' each when the process gets a terminal: the console copies). */
+  io: { stdin: string; stdout: string; stderr: string };
+  /** A terminal's console socket (the OCI --console-socket protocol), for the runtime command. */
+  consoleSocket?: string;
+}
+
+/**
+ * hostStdio, then for a terminal the console socket the runtime hands the pty master to: what every
+ * host-process backend spawns its runtime command with (wait for the master with host.consoleWait).
+ */
+export async function hostProcessIo(host: ProcessHost, req: HostStdioRequest): Promise<HostProcessIo> {
+  const specs = await hostStdio(host, req);
+  if (!specs.terminal) return { io: { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr } };
+  const consoleSocket = await host.console(req.ioKey, specs.stdin, specs.stdout);
+  return { io: { stdin: '', stdout: '', stderr: '' }, consoleSocket };
+}

@@ -17,7 +17,7 @@ import {
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
-import { hostStdio } from '../host/stdio.js';
+import { hostProcessIo } from '../host/stdio.js';
 import { signalHostPid } from '../host/signal.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import {
@@ -175,14 +175,9 @@ export function createNativeBackend(init: BackendInit): Backend {
   };
 
   /** Monitor stdio for the launcher: the process's own, or a console socket for a terminal. */
-  async function launchStdio(c: NativeContainer, ioKey: string, stdio: Stdio) {
-    const specs = await hostStdio(host, {
-      ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
-    });
-    if (!specs.terminal) return { io: { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr }, consoleSocket: undefined };
-    const consoleSocket = await host.console(ioKey, specs.stdin, specs.stdout);
-    return { io: { stdin: '', stdout: '', stderr: '' }, consoleSocket };
-  }
+  const launchStdio = (c: NativeContainer, ioKey: string, stdio: Stdio) => hostProcessIo(host, {
+    ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
+  });
 
   /** Runs the launcher from the monitor; returns the pid it wrote. */
   async function launch(op: string, c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
@@ -214,10 +209,12 @@ export function createNativeBackend(init: BackendInit): Backend {
       containers.set(req.id, c);
       const inner = resolveCgroupsPath(spec.linux?.cgroupsPath, req.id);
       // before anything outlives the daemon: where the cgroups will be, for the delete binary
-      writeCleanupCommand(req.bundle, cleanupArgv(cgroupJoinDirs(cgroupDirsFor(inner))));
+      // the mount table, read once for both: where the cgroups go, and making them
+      const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+      writeCleanupCommand(req.bundle, cleanupArgv(cgroupJoinDirs(cgroupDirsFor(inner, { mountinfo }))));
       await c.rootfs.mount(req.rootfs);
       const allowDevices: DeviceNode[] = (spec.linux?.devices ?? []).map((d) => ({ type: d.type ?? '', major: d.major ?? 0, minor: d.minor ?? 0 }));
-      const made = createCgroup(inner, spec.linux?.resources as OciResources | undefined, { allowDevices });
+      const made = createCgroup(inner, spec.linux?.resources as OciResources | undefined, { allowDevices, mountinfo });
       c.cgroup = made.dirs;
       for (const w of made.warnings) req.log.warn({ cgroup: inner }, w);
       const { io, consoleSocket } = await launchStdio(c, req.ioKey, req.stdio);
@@ -321,7 +318,9 @@ export function createNativeBackend(init: BackendInit): Backend {
         // whatever still runs goes (a created init waiting for Start, a forced delete, left-over children)
         if (cgroupPids(c.cgroup).length > 0) await killAll(c.cgroup, 'SIGKILL');
         if (c.initExit && !c.initExited) {
-          await Promise.race([c.initExit.catch(() => undefined), new Promise((r) => setTimeout(r, REAP_WAIT_MS).unref())]);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([c.initExit.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, REAP_WAIT_MS); })]);
+          clearTimeout(timer);
         }
         await remove(c.cgroup);
       }

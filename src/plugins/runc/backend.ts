@@ -13,7 +13,7 @@ import {
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
-import { hostStdio } from '../host/stdio.js';
+import { hostProcessIo } from '../host/stdio.js';
 import { signalHostPid } from '../host/signal.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import { cgroupMode } from '../../cgroups/mode.js';
@@ -136,16 +136,10 @@ export function createRuncBackend(init: BackendInit): Backend {
   async function spawnWithPid(op: string, c: RuncContainer, ioKey: string, stdio: Stdio, args: string[], pidFile: string): Promise<number> {
     const { bundle } = c;
     // No need to remove an old pid file first: runc and crun replace it atomically.
-    const specs = await hostStdio(host, {
+    const { io, consoleSocket } = await hostProcessIo(host, {
       ioKey, containerId: c.id, namespace: c.namespace, stdio, uid: c.config.ioUid, gid: c.config.ioGid, log: c.log,
     });
-    let consoleArgs: string[] = [];
-    let io = { stdin: specs.stdin, stdout: specs.stdout, stderr: specs.stderr };
-    if (stdio.terminal) {
-      const socket = await host.console(ioKey, specs.stdin, specs.stdout);
-      consoleArgs = ['--console-socket', socket];
-      io = { stdin: '', stdout: '', stderr: '' };
-    }
+    const consoleArgs = consoleSocket ? ['--console-socket', consoleSocket] : [];
     const argv = [...globalArgs(c), op, ...consoleArgs, '--pid-file', pidFile, ...args];
     const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
     const exit = await host.waitExit(pid);
