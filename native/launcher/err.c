@@ -31,6 +31,26 @@ int fail(const char *step, int errnum, const char *fmt, ...)
 	return -1;
 }
 
+int fail_program(const char *name, const char *fmt, ...)
+{
+	char reason[ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	snprintf(err_line, sizeof err_line, "unable to start container process: exec: \"%.256s\": %.512s", name, reason);
+	return -1;
+}
+
+const char *go_strerror(int errnum)
+{
+	static char buf[128];
+	snprintf(buf, sizeof buf, "%s", strerror(errnum));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
 int err_open(const char *path)
 {
 	if (!path)

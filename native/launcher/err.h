@@ -17,6 +17,15 @@ extern char err_line[ERR_MAX];
 /* Formats "tsrt-launch: <step>: <what>: <strerror(errnum)>" into err_line; returns -1. */
 int fail(const char *step, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The line runc writes when the process's program cannot be found or run, so that what a user reads (and
+ * searches for) is the same: `unable to start container process: exec: "<name>": <reason>`, the reason
+ * worded as Go words it ("stat /x: no such file or directory", "executable file not found in $PATH",
+ * "permission denied"). Returns -1. */
+int fail_program(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* strerror(errnum) as Go's syscall package words it: the same words, lower case first. */
+const char *go_strerror(int errnum);
+
 /* Opens (creates, truncates) the errfile; -1 with err_line set on failure. NULL: none. */
 int err_open(const char *path);
 

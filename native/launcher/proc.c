@@ -185,42 +185,53 @@ static const char *env_get(const struct plan *p, const char *key)
 
 static char exe_path[4096];
 
-/* argv[0] as a path: itself when it has a '/', else the first executable regular file on PATH. */
+/* Whether path is a file exec may run, as Go's exec.LookPath (which runc uses) judges it: not a directory,
+ * some execute bit set; else the errno and, through *stat_failed, whether stat itself failed. */
+static int runnable(const char *path, int *stat_failed)
+{
+	struct stat st;
+	*stat_failed = 0;
+	if (stat(path, &st) < 0) {
+		*stat_failed = 1;
+		return errno;
+	}
+	if (S_ISDIR(st.st_mode) || !(st.st_mode & 0111))
+		return EACCES;
+	return 0;
+}
+
+/* argv[0] as a path: itself when it has a '/', else the first runnable file on PATH (an empty entry is
+ * "."). The failures read as runc's. */
 static int lookup(const struct plan *p)
 {
 	const char *name = p->argv.v[0];
-	struct stat st;
-	if (!name[0])
-		return fail("arg", ENOENT, "empty argv[0]");
+	int stat_failed, e;
 	if (strchr(name, '/')) {
 		if (strlen(name) >= sizeof exe_path)
-			return fail("arg", ENAMETOOLONG, "%s", name);
-		if (access(name, X_OK) < 0)
-			return fail("arg", errno, "%s", name);
-		if (stat(name, &st) == 0 && S_ISDIR(st.st_mode))
-			return fail("arg", EACCES, "%s: a directory", name);
+			return fail_program(name, "stat %s: %s", name, go_strerror(ENAMETOOLONG));
+		if ((e = runnable(name, &stat_failed)))
+			return stat_failed ? fail_program(name, "stat %s: %s", name, go_strerror(e))
+					   : fail_program(name, "%s", go_strerror(e));
 		strcpy(exe_path, name);
 		return 0;
 	}
 	const char *path = env_get(p, "PATH");
 	if (!path)
 		path = DEFAULT_PATH;
-	int seen_eacces = 0;
-	for (const char *s = path;;) {
-		const char *e = strchr(s, ':');
-		size_t n = e ? (size_t)(e - s) : strlen(s);
-		int k = n ? snprintf(exe_path, sizeof exe_path, "%.*s/%s", (int)n, s, name)
-			  : snprintf(exe_path, sizeof exe_path, "%s", name);
-		if (k > 0 && (size_t)k < sizeof exe_path && stat(exe_path, &st) == 0 && S_ISREG(st.st_mode)) {
-			if (access(exe_path, X_OK) == 0)
+	if (name[0]) {
+		for (const char *s = path;;) {
+			const char *end = strchr(s, ':');
+			size_t n = end ? (size_t)(end - s) : strlen(s);
+			int k = n ? snprintf(exe_path, sizeof exe_path, "%.*s/%s", (int)n, s, name)
+				  : snprintf(exe_path, sizeof exe_path, "./%s", name);
+			if (k > 0 && (size_t)k < sizeof exe_path && runnable(exe_path, &stat_failed) == 0)
 				return 0;
-			seen_eacces = 1;
+			if (!end)
+				break;
+			s = end + 1;
 		}
-		if (!e)
-			break;
-		s = e + 1;
 	}
-	return fail("arg", seen_eacces ? EACCES : ENOENT, "%s: not found on PATH %s", name, path);
+	return fail_program(name, "executable file not found in $PATH");
 }
 
 /* HOME=..., when the plan's env has none: the process's uid's home in the container's /etc/passwd (read

@@ -1,11 +1,13 @@
-// Differential tests: every scenario runs once through the reference shim (io.containerd.runc.v2)
-// and once through tsrt (io.containerd.tsrt.v2) on the same containerd, and what a user sees must
-// be the same: ctr's exit code, stdout/stderr bytes, `ctr task ls` states, the `/tasks/...` events
+// Differential tests: every scenario runs once through the reference shim (io.containerd.runc.v2),
+// once through tsrt (io.containerd.tsrt.v2) with its runc backend and once through tsrt with its native
+// backend (annotation io.tsrt.backend=native: no runtime binary), on the same containerd, and what a user
+// sees must be the same: ctr's exit code, stdout/stderr bytes, `ctr task ls` states, the `/tasks/...` events
 // `ctr events` prints for the container, and the class of errors for bad requests. Only what has to
 // differ is normalised: container ids, pids, timestamps, paths below the test root, runtime names.
 //
 // TSRT_DIFF_SELFTEST=1 runs the "tsrt" half with runc-v2 too: every test must then pass, which
-// checks the comparisons themselves. TSRT_DIFF_DUMP=<file> writes both halves of every scenario there.
+// checks the comparisons themselves. TSRT_DIFF_DUMP=<file> writes every half of every scenario there.
+// TSRT_DIFF_BACKENDS=runc or =native runs only that tsrt column (default: both).
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -39,17 +41,26 @@ import { TasksError, tasksClientFor } from './lib/tasks-client.js';
 
 const suite = containerdForFile({ before, after });
 const SELFTEST = process.env.TSRT_DIFF_SELFTEST === '1';
+const NATIVE_ANNOTATION = ['--annotation', 'io.tsrt.backend=native'];
 
 // ---------------------------------------------------------------------------------------------
 // the two halves of a scenario
 
-type Tag = 'runc' | 'tsrt';
+/** runc: the reference shim; tsrt: tsrt with its runc backend; native: tsrt with its native backend */
+type Tag = 'runc' | 'tsrt' | 'native';
+const TSRT_TAGS: Tag[] = (process.env.TSRT_DIFF_BACKENDS ?? 'runc,native')
+  .split(',')
+  .map((b) => (b.trim() === 'runc' ? 'tsrt' : b.trim()) as Tag)
+  .filter((t, i, all) => {
+    if (t !== 'tsrt' && t !== 'native') throw new Error(`TSRT_DIFF_BACKENDS: unknown backend "${t}" (runc, native)`);
+    return all.indexOf(t) === i;
+  });
 
 /** What a scenario function gets: its runtime, its container id and a few shortcuts. */
 interface Side {
   tag: Tag;
   runtime: string;
-  /** ['--runtime', runtime] */
+  /** what `ctr run` needs to pick this half's shim and backend: ['--runtime', runtime, …] */
   rt: string[];
   /** the container id of this half (unique per half) */
   id: string;
@@ -82,7 +93,8 @@ interface Half<T> {
 interface Both<T> {
   name: string;
   runc: Half<T>;
-  tsrt: Half<T>;
+  /** the tsrt columns (TSRT_TAGS), each compared with runc */
+  tsrt: Half<T>[];
 }
 
 function normalizer(c: Containerd, id: string, runtime: string): (s: string) => string {
@@ -158,7 +170,7 @@ async function runHalf<T>(name: string, tag: Tag, scenario: (x: Side) => Promise
   const x: Side = {
     tag,
     runtime,
-    rt: ['--runtime', runtime],
+    rt: ['--runtime', runtime, ...(tag === 'native' && !SELFTEST ? NATIVE_ANNOTATION : [])],
     id,
     c,
     image: suite.image(),
@@ -199,12 +211,15 @@ async function runHalf<T>(name: string, tag: Tag, scenario: (x: Side) => Promise
   return half;
 }
 
-/** Run `scenario` through runc-v2, then through tsrt; returns both halves. */
+/** Run `scenario` through runc-v2, then through each tsrt column; returns every half. */
 async function both<T>(name: string, scenario: (x: Side) => Promise<T>): Promise<Both<T>> {
   const runc = await runHalf(name, 'runc', scenario);
-  const tsrt = await runHalf(name, 'tsrt', scenario);
+  const tsrt: Half<T>[] = [];
+  for (const tag of TSRT_TAGS) tsrt.push(await runHalf(name, tag, scenario));
   return { name, runc, tsrt };
 }
+
+const columnName = (h: Half<unknown>): string => (h.tag === 'native' ? 'tsrt+native' : h.tag === 'tsrt' ? 'tsrt+runc' : 'runc-v2');
 
 /** `wording` of a scenario's value is compared only by sameWording(). */
 function withoutWording(v: unknown): unknown {
@@ -217,9 +232,9 @@ function withoutWording(v: unknown): unknown {
 
 type EventCheck = 'ordered' | 'per-process' | 'none';
 
-/** TSRT_DIFF_DUMP=<file>: append both halves (values and events) of every scenario to <file>. */
+/** TSRT_DIFF_DUMP=<file>: append every half (values and events) of every scenario to <file>. */
 function dump<T>(r: Both<T>, file: string): void {
-  for (const h of [r.runc, r.tsrt]) {
+  for (const h of [r.runc, ...r.tsrt]) {
     const v = h.error ? `error: ${h.error.message}` : JSON.stringify(h.value, null, 1);
     appendFileSync(file, `--- ${r.name} [${h.tag} = ${h.runtime}]\n${v}\n${h.events.join('\n')}\n\n`);
   }
@@ -232,18 +247,21 @@ function dump<T>(r: Both<T>, file: string): void {
 function same<T>(r: Both<T>, opts: { events?: EventCheck; ref?: (v: T, half: Half<T>) => void } = {}): void {
   if (process.env.TSRT_DIFF_DUMP) dump(r, process.env.TSRT_DIFF_DUMP);
   if (r.runc.error) throw new Error(`reference (runc-v2) half of "${r.name}" failed, the test is broken: ${r.runc.error.message}`);
-  for (const h of [r.runc, r.tsrt]) {
+  for (const h of [r.runc, ...r.tsrt]) {
     if (h.runtimeSeen !== undefined) assert.equal(h.runtimeSeen, h.runtime, `${h.tag} half ran under ${h.runtimeSeen}`);
   }
   opts.ref?.(r.runc.value as T, r.runc);
-  if (r.tsrt.error) assert.fail(`tsrt half of "${r.name}" failed: ${r.tsrt.error.message}`);
-  assert.deepEqual(withoutWording(r.tsrt.value), withoutWording(r.runc.value), `"${r.name}": what the user sees differs (actual = tsrt, expected = runc-v2)`);
-  const check = opts.events ?? 'ordered';
-  if (check === 'ordered') {
-    assert.deepEqual(r.tsrt.events, r.runc.events, `"${r.name}": /tasks events differ (actual = tsrt, expected = runc-v2)`);
-  } else if (check === 'per-process') {
-    assert.deepEqual(r.tsrt.byProcess, r.runc.byProcess, `"${r.name}": /tasks events per process differ (actual = tsrt, expected = runc-v2)`);
-    assert.deepEqual(execExitsBeforeInit(r.tsrt), execExitsBeforeInit(r.runc), `"${r.name}": exec exits relative to the init exit differ`);
+  for (const h of r.tsrt) {
+    const col = columnName(h);
+    if (h.error) assert.fail(`${col} half of "${r.name}" failed: ${h.error.message}`);
+    assert.deepEqual(withoutWording(h.value), withoutWording(r.runc.value), `"${r.name}": what the user sees differs (actual = ${col}, expected = runc-v2)`);
+    const check = opts.events ?? 'ordered';
+    if (check === 'ordered') {
+      assert.deepEqual(h.events, r.runc.events, `"${r.name}": /tasks events differ (actual = ${col}, expected = runc-v2)`);
+    } else if (check === 'per-process') {
+      assert.deepEqual(h.byProcess, r.runc.byProcess, `"${r.name}": /tasks events per process differ (actual = ${col}, expected = runc-v2)`);
+      assert.deepEqual(execExitsBeforeInit(h), execExitsBeforeInit(r.runc), `"${r.name}": exec exits relative to the init exit differ (${col})`);
+    }
   }
 }
 
@@ -255,11 +273,24 @@ function execExitsBeforeInit(h: Half<unknown>): string[] {
   return before.map(processOf).filter((p) => p !== 'init').sort();
 }
 
+/**
+ * The one difference in wording the native backend has by design (README, "Backends"): a Create that
+ * fails names the runtime that failed, `tsrt-launch create failed: …` where runc says `runc create
+ * failed: …`; the rest of the line is runc's.
+ */
+const nativeWording = (v: unknown): unknown =>
+  typeof v === 'string' ? v.replace('OCI runtime create failed: tsrt-launch create failed: ', 'OCI runtime create failed: runc create failed: ')
+    : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, nativeWording(x)])) : v;
+
 function sameWording<T>(r: Both<T>): void {
   if (r.runc.error) throw new Error(`reference (runc-v2) half of "${r.name}" failed: ${r.runc.error.message}`);
-  if (r.tsrt.error) assert.fail(`tsrt half of "${r.name}" failed: ${r.tsrt.error.message}`);
   const w = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>).wording : undefined);
-  assert.deepEqual(w(r.tsrt.value), w(r.runc.value), `"${r.name}": error messages differ (actual = tsrt, expected = runc-v2)`);
+  for (const h of r.tsrt) {
+    const col = columnName(h);
+    if (h.error) assert.fail(`${col} half of "${r.name}" failed: ${h.error.message}`);
+    const words = h.tag === 'native' ? nativeWording(w(h.value)) : w(h.value);
+    assert.deepEqual(words, w(r.runc.value), `"${r.name}": error messages differ (actual = ${col}, expected = runc-v2)`);
+  }
 }
 
 /** Run a scenario once and share the result between tests (class test + wording test). */
@@ -356,7 +387,7 @@ const topicsOf = (h: Half<unknown>) => h.raw.map((e) => `${e.topic}${processOf(e
 
 // ---------------------------------------------------------------------------------------------
 
-describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
+describe('differential: runc-v2 vs tsrt (runc and native backends)', { timeout: 900_000 }, () => {
   describe('stdio and exit codes', () => {
     test('echo: stdout bytes', async () => {
       const r = await both('echo', async (x) => seen(x, await runRm(x, ['echo', 'hello'])));
@@ -860,7 +891,9 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
       // wake-up (1 to 16 of them for this one kill, seen here), from another goroutine, in no fixed order
       // with the exit. tsrt sends one per OOM kill (the cgroup's oom_kill count), and its monitor looks at
       // that count before it reports the exit.
-      assert.deepEqual(topicsOf(r.tsrt), ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
+      for (const h of r.tsrt) {
+        assert.deepEqual(topicsOf(h), ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete'], columnName(h));
+      }
     });
   });
 
@@ -911,6 +944,28 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
       return steps;
     });
 
+    // What kubelet shows a user whose image lacks the command: the words matter, people search for them.
+    const programs = { 'a missing path': '/nonexistent', 'a name not on PATH': 'nope', 'a file that is not executable': '/etc/passwd', 'a directory': '/etc' };
+    const unrunnable = shared('bad-program', async (x) => {
+      const steps = { wording: {} } as Steps;
+      let n = 0;
+      for (const [what, program] of Object.entries(programs)) {
+        const id = `${x.id}-${n++}`;
+        try {
+          record(x, steps, `run of ${what}`, await runRm({ ...x, id }, [program]));
+        } finally {
+          await removeContainer(x.c, id);
+        }
+      }
+      await detached(x);
+      for (const [what, program] of Object.entries(programs)) record(x, steps, `exec of ${what}`, await x.ctr(['task', 'exec', '--exec-id', 'e', x.id, program]));
+      return steps;
+    });
+    test('a program that cannot run, as the init and as an exec — same codes and classes', async () => {
+      same(await unrunnable(), { events: 'none', ref: (v) => assert.deepEqual(v['run of a missing path'], { code: 1, cls: unknownClass(suite.containerd()) }) });
+    });
+    test('a program that cannot run: same error wording', async () => sameWording(await unrunnable()));
+
     test('running task: duplicate exec id, unknown exec, missing binary — same codes and classes', async () => {
       same(await running(), {
         ref: (v) => {
@@ -949,7 +1004,7 @@ describe('differential: runc-v2 vs tsrt', { timeout: 900_000 }, () => {
         delete value.wording[key];
         return { ...h, value };
       };
-      return { ...r, runc: strip(r.runc, unknownClass(suite.containerd())), tsrt: strip(r.tsrt, 'failed precondition') };
+      return { ...r, runc: strip(r.runc, unknownClass(suite.containerd())), tsrt: r.tsrt.map((h) => strip(h, 'failed precondition')) };
     };
 
     test('stopped task: exec (FailedPrecondition by design), pause, resume, kill — same codes and classes', async () => {

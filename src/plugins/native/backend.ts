@@ -84,12 +84,18 @@ const execFiles = (bundle: string, execId: string) => {
   return { plan: `${base}.plan`, err: `${base}.err`, pid: `${base}.pid` };
 };
 
-/** The launcher's error line, which names the step that failed. */
-function launchError(op: string, errfile: string, status: number): RuntimeError {
+/**
+ * The launcher's error line, which names the step that failed. A program that cannot be found or run is
+ * worded as runc words it (`unable to start container process: exec: "x": …`, behind runc's own
+ * "runc create failed: " or "exec failed: "), because that is what users read in kubelet's events and
+ * search for; only the runtime's name differs.
+ */
+function launchError(op: 'create' | 'exec', errfile: string, status: number): RuntimeError {
   let line = '';
   try {
     line = fs.readFileSync(errfile, 'utf8').trim().split('\n').filter((l) => !l.includes('warning:')).pop() ?? '';
   } catch { /* none written */ }
+  if (line.startsWith('unable to start container process: ')) line = `${op === 'create' ? 'tsrt-launch create' : 'exec'} failed: ${line}`;
   return new RuntimeError(`OCI runtime ${op} failed: ${line || `tsrt-launch exited with status ${status}`}`);
 }
 
@@ -180,7 +186,7 @@ export function createNativeBackend(init: BackendInit): Backend {
   });
 
   /** Runs the launcher from the monitor; returns the pid it wrote. */
-  async function launch(op: string, c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
+  async function launch(op: 'create' | 'exec', c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
     plan: string, f: { plan: string; err: string; pid: string }, terminal: boolean): Promise<number> {
     fs.writeFileSync(f.plan, plan, { mode: 0o600 });
     fs.rmSync(f.err, { force: true });
