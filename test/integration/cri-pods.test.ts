@@ -1,6 +1,6 @@
 // Kubernetes CRI, differential, pod-level options: a shared-PID pod (shareProcessNamespace), a pod in the host's
 // network and PID namespaces (hostNetwork, hostPID), and one shim per pod. Each scenario runs with handler `runc`
-// (io.containerd.runc.v2, the oracle) and `tsrt`; what the kubelet would see is normalised and must be equal,
+// (io.containerd.runc.v2, the oracle), `tsrt` and `tsrt-native` (lib/cri-harness.ts); what the kubelet would see is normalised and must be equal,
 // and the runc half is checked against what the scenario means. See cri.test.ts for the container scenarios.
 //
 // When a container's init exits, runc-v2 kills the rest of the container's processes if the container has no PID
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { WAIT_MS, waitFor } from './harness.js';
-import { HANDLERS, HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
+import { HANDLERS, HANDLER_NAMES, criForFile, sameAsRunc, type Handler, type Pod } from './lib/cri-harness.js';
 import { readCmdline, readStat } from './lib/procfs.js';
 
 const suite = criForFile({ before, after });
@@ -28,7 +28,7 @@ async function differential<T>(pod: Parameters<typeof suite.runPod>[1], fn: (pod
     out[h] = await fn(p, h);
   }
   expect(out.runc);
-  assert.deepEqual(out.tsrt, out.runc, 'tsrt (actual) differs from runc-v2 (expected)');
+  sameAsRunc(out);
 }
 
 /** Live processes whose argv is exactly `argv` and that are in a cgroup whose path contains `id`. */
@@ -66,7 +66,7 @@ async function stopAndRemove(pod: Pod, running: string[]): Promise<{ stopPodSand
   return out;
 }
 
-describe('CRI pods: runc vs tsrt', { timeout: 900_000 }, () => {
+describe('CRI pods: runc vs tsrt (runc and native backends)', { timeout: 900_000 }, () => {
   test('shared PID namespace: containers see each other and the pause process as PID 1; an init\'s exit ends its other processes', async () => {
     await differential({ name: 'shared-pid', namespaceOptions: { pid: 'POD' } }, async (pod) => {
       const sleeper = await pod.start('sleeper', { command: ['sh', '-c', 'echo ready; exec sleep 100001'] });

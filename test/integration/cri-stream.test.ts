@@ -1,7 +1,8 @@
 // Kubernetes CRI streaming, differential: Exec and Attach return a URL on containerd's streaming server
 // (127.0.0.1, a port of its choosing: the CRI plugin's default), and the client then speaks the remotecommand
 // protocol to it, as kubelet and kubectl do. lib/cri-stream.ts speaks its WebSocket flavour. Each scenario
-// runs with handler `runc` (io.containerd.runc.v2, the oracle) then `tsrt` (io.containerd.tsrt.v2); what the
+// runs with handler `runc` (io.containerd.runc.v2, the oracle), then `tsrt` and `tsrt-native` (io.containerd.tsrt.v2
+// with its runc and its native backend, lib/cri-harness.ts); what the
 // client observed (normalised: no ids, times or pty numbers) must be equal, and the runc half is also checked
 // against what the scenario means, so that two equally wrong halves cannot pass.
 //
@@ -20,7 +21,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { CriError } from './lib/cri-client.js';
-import { HANDLER_NAMES, criForFile, type Handler, type Pod } from './lib/cri-harness.js';
+import { HANDLER_NAMES, criForFile, sameAsRunc, type Handler, type Pod } from './lib/cri-harness.js';
 import { PROTOCOL_V4, PROTOCOL_V5, RemoteCommandStream, STDERR, STDOUT, type StreamResult } from './lib/cri-stream.js';
 import { WAIT_MS, waitFor } from './harness.js';
 
@@ -50,7 +51,7 @@ async function differential<T>(fn: (pod: Pod, h: Handler) => Promise<T>, expect:
   const out = {} as Record<Handler, T>;
   for (const h of HANDLER_NAMES) out[h] = await fn(pods[h], h);
   expect(out.runc);
-  assert.deepEqual(out.tsrt, out.runc, 'tsrt (actual) differs from runc-v2 (expected)');
+  sameAsRunc(out);
   return out;
 }
 
@@ -91,7 +92,7 @@ async function waitFile(pod: Pod, id: string, file: string): Promise<string> {
 const sizeCommand = (rows: number, cols: number) =>
   `until [ "$(stty size)" = "${rows} ${cols}" ]; do sleep 0.05; done; echo "size=$(stty size)"\n`;
 
-describe('CRI streaming (Exec, Attach over the remotecommand WebSocket protocol): runc vs tsrt', { timeout: 600_000 }, () => {
+describe('CRI streaming (Exec, Attach over the remotecommand WebSocket protocol): runc vs tsrt (runc and native backends)', { timeout: 600_000 }, () => {
   before(async () => {
     for (const h of HANDLER_NAMES) pods[h] = await suite.runPod(handlerOf(h), { name: `stream-${h}` });
   });
@@ -314,13 +315,13 @@ describe('CRI streaming (Exec, Attach over the remotecommand WebSocket protocol)
     });
   }
 
-  test('after StopPodSandbox and RemovePodSandbox nothing of either pod is left', async () => {
+  test('after StopPodSandbox and RemovePodSandbox nothing of any pod is left', async () => {
     const left = {} as Record<Handler, string[]>;
     for (const h of HANDLER_NAMES) {
       await pods[h].remove();
       left[h] = await waitFor(() => (pods[h].leftovers().length ? null : ([] as string[])), WAIT_MS, { what: `pod ${h} gone` })
         .catch(() => pods[h].leftovers());
     }
-    assert.deepEqual(left, { runc: [], tsrt: [] });
+    assert.deepEqual(left, Object.fromEntries(HANDLER_NAMES.map((h) => [h, []])));
   });
 });

@@ -1,10 +1,11 @@
 // The shared daemon may crash; containers must not notice more than a pause. Their monitors keep
 // containerd's connections, the processes and their exits, start a new daemon and reconnect; the new
-// daemon serves the containers from the state the old one recorded.
+// daemon serves the containers from the state the old one recorded. Every test runs once per backend:
+// runc and native (whose state the new daemon must adopt without any runtime binary to ask).
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import {
   TSRT_V2,
   WAIT_MS,
@@ -20,6 +21,11 @@ import {
 } from './harness.js';
 
 const suite = containerdForFile({ before, after });
+
+const BACKENDS = [
+  { name: 'runc', rt: ['--runtime', TSRT_V2] },
+  { name: 'native', rt: ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native'] },
+];
 
 const daemonPid = (cd: Containerd): number =>
   Number(readFileSync(join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.pid'), 'utf8'));
@@ -44,90 +50,92 @@ async function monitorLostDaemon(cd: Containerd, id: string, from: number): Prom
   WAIT_MS, { what: `the monitor of ${id} saw the daemon go` });
 }
 
-test('SIGKILL of the daemon: containers keep running, exits meanwhile are reported, a new daemon serves them', { timeout: 120_000 }, async () => {
-  const cd = suite.containerd();
-  const image = suite.image();
-  const a = uniqueId('keep');
-  const b = uniqueId('dies');
-  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, a, 'sleep', '600']);
-  // b exits when the test says so (a signal sent from here), not after a time that a busy machine can
-  // overrun: once its monitor has seen the daemon die, so that its exit falls in the daemon's absence
-  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, b, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done']);
-  const bPid = await initPid(cd, b);
-  await usr1Trapped(bPid);
-  const old = daemonPid(cd);
-  const from = logSize(cd);
-  process.kill(old, 'SIGKILL');
-  await monitorLostDaemon(cd, b, from);
-  process.kill(bPid, 'SIGUSR1');
+for (const { name, rt } of BACKENDS) describe(`backend ${name}`, () => {
+  test('SIGKILL of the daemon: containers keep running, exits meanwhile are reported, a new daemon serves them', { timeout: 120_000 }, async () => {
+    const cd = suite.containerd();
+    const image = suite.image();
+    const a = uniqueId(`keep-${name}`);
+    const b = uniqueId(`dies-${name}`);
+    await cd.ctrOk(['run', '-d', ...rt, image, a, 'sleep', '600']);
+    // b exits when the test says so (a signal sent from here), not after a time that a busy machine can
+    // overrun: once its monitor has seen the daemon die, so that its exit falls in the daemon's absence
+    await cd.ctrOk(['run', '-d', ...rt, image, b, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done']);
+    const bPid = await initPid(cd, b);
+    await usr1Trapped(bPid);
+    const old = daemonPid(cd);
+    const from = logSize(cd);
+    process.kill(old, 'SIGKILL');
+    await monitorLostDaemon(cd, b, from);
+    process.kill(bPid, 'SIGUSR1');
 
-  await waitFor(() => !existsSync(`/proc/${bPid}`), WAIT_MS, { what: 'b exited while the daemon was down' });
-  await waitFor(async () => (await taskStatus(cd, a)) === 'RUNNING', WAIT_MS, { what: 'a RUNNING through a new daemon' });
-  const fresh = daemonPid(cd);
-  assert.notEqual(fresh, old, 'a new daemon was started');
-  await waitFor(async () => (await taskStatus(cd, b)) === 'STOPPED', WAIT_MS, { what: 'b STOPPED' });
+    await waitFor(() => !existsSync(`/proc/${bPid}`), WAIT_MS, { what: 'b exited while the daemon was down' });
+    await waitFor(async () => (await taskStatus(cd, a)) === 'RUNNING', WAIT_MS, { what: 'a RUNNING through a new daemon' });
+    const fresh = daemonPid(cd);
+    assert.notEqual(fresh, old, 'a new daemon was started');
+    await waitFor(async () => (await taskStatus(cd, b)) === 'STOPPED', WAIT_MS, { what: 'b STOPPED' });
 
-  const del = await cd.ctr(['task', 'delete', b]);
-  assert.equal(del.code, 0, del.stderr);
-  assert.match(del.stderr, /exit with non-zero exit code 9/);
-  await cd.ctrOk(['containers', 'rm', b]);
+    const del = await cd.ctr(['task', 'delete', b]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stderr, /exit with non-zero exit code 9/);
+    await cd.ctrOk(['containers', 'rm', b]);
 
-  await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
-  await waitFor(async () => (await taskStatus(cd, a)) === 'STOPPED', WAIT_MS, { what: 'a stopped' });
-  await cd.ctrOk(['task', 'delete', a]);
-  await cd.ctrOk(['containers', 'rm', a]);
-  for (const id of [a, b]) {
-    await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: `bundle of ${id} removed` });
+    await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', a]);
+    await waitFor(async () => (await taskStatus(cd, a)) === 'STOPPED', WAIT_MS, { what: 'a stopped' });
+    await cd.ctrOk(['task', 'delete', a]);
+    await cd.ctrOk(['containers', 'rm', a]);
+    for (const id of [a, b]) {
+      await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: `bundle of ${id} removed` });
+      assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+    }
+  });
+
+  test('a foreground ctr run waiting on its container does not notice a daemon crash', { timeout: 120_000 }, async () => {
+    const cd = suite.containerd();
+    const image = suite.image();
+    const id = uniqueId(`fg-${name}`);
+    const child = cd.ctrSpawn(['run', '--rm', ...rt, image, id, 'sh', '-c', 'trap "exit 5" USR1; while :; do sleep 0.1; done']);
+    await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} running` });
+    const pid = await initPid(cd, id);
+    await usr1Trapped(pid);
+    const old = daemonPid(cd);
+    const from = logSize(cd);
+    process.kill(old, 'SIGKILL');
+    // ctr's Wait was in flight in the dead daemon: the monitor replays it to the next one. The container
+    // exits now, while the daemon is being replaced.
+    await monitorLostDaemon(cd, id, from);
+    process.kill(pid, 'SIGUSR1');
+    const r = await child.result;
+    assert.equal(r.code, 5, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.notEqual(daemonPid(cd), old);
+    await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
     assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
-  }
-});
+  });
 
-test('a foreground ctr run waiting on its container does not notice a daemon crash', { timeout: 120_000 }, async () => {
-  const cd = suite.containerd();
-  const image = suite.image();
-  const id = uniqueId('fg');
-  const child = cd.ctrSpawn(['run', '--rm', '--runtime', TSRT_V2, image, id, 'sh', '-c', 'trap "exit 5" USR1; while :; do sleep 0.1; done']);
-  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} running` });
-  const pid = await initPid(cd, id);
-  await usr1Trapped(pid);
-  const old = daemonPid(cd);
-  const from = logSize(cd);
-  process.kill(old, 'SIGKILL');
-  // ctr's Wait was in flight in the dead daemon: the monitor replays it to the next one. The container
-  // exits now, while the daemon is being replaced.
-  await monitorLostDaemon(cd, id, from);
-  process.kill(pid, 'SIGUSR1');
-  const r = await child.result;
-  assert.equal(r.code, 5, r.stderr);
-  assert.equal(r.stderr, '');
-  assert.notEqual(daemonPid(cd), old);
-  await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
-  assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
-});
-
-test('an exec running across a daemon crash: its ctr gets its exit code, task ps still names it', { timeout: 120_000 }, async () => {
-  const cd = suite.containerd();
-  const image = suite.image();
-  const id = uniqueId('execcrash');
-  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, id, 'sleep', '600']);
-  const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'trap "echo done; exit 6" USR1; while :; do sleep 0.1; done']);
-  const execPid = await waitFor(async () => {
-    const line = (await cd.ctr(['task', 'ps', id])).stdout.split('\n').find((l) => l.includes(psExecInfo(cd, 'survivor')));
-    return line ? Number(line.trim().split(/\s+/)[0]) : null;
-  }, WAIT_MS, { what: 'exec running' });
-  await usr1Trapped(execPid);
-  const old = daemonPid(cd);
-  process.kill(old, 'SIGKILL');
-  await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: 'served by a new daemon' });
-  assert.notEqual(daemonPid(cd), old);
-  assert.ok((await cd.ctrOk(['task', 'ps', id])).includes(psExecInfo(cd, 'survivor')), 'the new daemon knows the exec');
-  process.kill(execPid, 'SIGUSR1'); // the exec ends only now, under the new daemon
-  const r = await exec.result;
-  assert.deepEqual([r.code, r.stdout], [6, 'done\n'], r.stderr);
-  await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
-  await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: 'stopped' });
-  await cd.ctrOk(['task', 'delete', id]);
-  await cd.ctrOk(['containers', 'rm', id]);
-  await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
-  assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+  test('an exec running across a daemon crash: its ctr gets its exit code, task ps still names it', { timeout: 120_000 }, async () => {
+    const cd = suite.containerd();
+    const image = suite.image();
+    const id = uniqueId(`execcrash-${name}`);
+    await cd.ctrOk(['run', '-d', ...rt, image, id, 'sleep', '600']);
+    const exec = cd.ctrSpawn(['task', 'exec', '--exec-id', 'survivor', id, 'sh', '-c', 'trap "echo done; exit 6" USR1; while :; do sleep 0.1; done']);
+    const execPid = await waitFor(async () => {
+      const line = (await cd.ctr(['task', 'ps', id])).stdout.split('\n').find((l) => l.includes(psExecInfo(cd, 'survivor')));
+      return line ? Number(line.trim().split(/\s+/)[0]) : null;
+    }, WAIT_MS, { what: 'exec running' });
+    await usr1Trapped(execPid);
+    const old = daemonPid(cd);
+    process.kill(old, 'SIGKILL');
+    await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: 'served by a new daemon' });
+    assert.notEqual(daemonPid(cd), old);
+    assert.ok((await cd.ctrOk(['task', 'ps', id])).includes(psExecInfo(cd, 'survivor')), 'the new daemon knows the exec');
+    process.kill(execPid, 'SIGUSR1'); // the exec ends only now, under the new daemon
+    const r = await exec.result;
+    assert.deepEqual([r.code, r.stdout], [6, 'done\n'], r.stderr);
+    await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+    await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: 'stopped' });
+    await cd.ctrOk(['task', 'delete', id]);
+    await cd.ctrOk(['containers', 'rm', id]);
+    await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
+    assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+  });
 });

@@ -1,6 +1,7 @@
 // The CRI test harness: one containerd per test file with its CRI plugin on (harness.ts's containerdForFile
-// with `cri: true`), runtime handlers `runc` (io.containerd.runc.v2, the oracle) and `tsrt`
-// (io.containerd.tsrt.v2), a CNI bridge network of this run only, a pause image of Debian's catatonit and the
+// with `cri: true`), runtime handlers `runc` (io.containerd.runc.v2, the oracle), `tsrt`
+// (io.containerd.tsrt.v2 with its runc backend) and `tsrt-native` (io.containerd.tsrt.v2 whose options file
+// says Backend = "native", as a Kubernetes node's second RuntimeClass handler would), a CNI bridge network of this run only, a pause image of Debian's catatonit and the
 // busybox image in the k8s.io namespace, and this host's settings (restrict_oom_score_adj: no
 // CAP_SYS_RESOURCE; disable_hugetlb_controller: hugetlb is on the cgroup2 mount of a hybrid host).
 //
@@ -13,6 +14,7 @@
 // they start). Teardown (even after failures): the pods still there are stopped and removed through CRI,
 // then containerd and its shims go (harness.ts), then whatever is left of the above is removed.
 
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,9 +43,23 @@ export const CRI_NAMESPACE = 'k8s.io';
 export const PAUSE_IMAGE = 'docker.io/tsrt/catatonit-pause:test';
 export const BUSYBOX_IMAGE = DEFAULT_IMAGE;
 /** The runtime handlers (keys of containerd's runtimes table) and their runtime types. */
-export const HANDLERS = { runc: RUNC_V2, tsrt: TSRT_V2 } as const;
+export const HANDLERS = { runc: RUNC_V2, tsrt: TSRT_V2, 'tsrt-native': TSRT_V2 } as const;
 export type Handler = keyof typeof HANDLERS;
-export const HANDLER_NAMES = Object.keys(HANDLERS) as Handler[];
+/** The handlers a differential test runs through, runc first; TSRT_CRI_HANDLERS=tsrt (say) keeps runc and that one. */
+export const HANDLER_NAMES = (Object.keys(HANDLERS) as Handler[]).filter((h) => {
+  const only = process.env.TSRT_CRI_HANDLERS?.split(',').map((x) => x.trim());
+  return h === 'runc' || !only || only.includes(h);
+});
+
+/**
+ * Every handler's result of a differential scenario must equal runc's (checked by the caller against what
+ * the scenario means first).
+ */
+export function sameAsRunc<T>(out: Partial<Record<Handler, T>>): void {
+  for (const h of HANDLER_NAMES) {
+    if (h !== 'runc') assert.deepEqual(out[h], out.runc, `${h} (actual) differs from runc-v2 (expected)`);
+  }
+}
 
 const CRI = 'plugins."io.containerd.grpc.v1.cri"';
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -416,9 +432,12 @@ export function criForFile(
     }],
   }, null, 2));
 
+  const nativeOptions = join(dir, 'tsrt-native.toml');
+  writeFileSync(nativeOptions, 'Backend = "native"\n');
   const runtimes: Record<string, string[]> = {
     runc: [`runtime_type = "${RUNC_V2}"`],
     tsrt: [`runtime_type = "${TSRT_V2}"`],
+    'tsrt-native': [`runtime_type = "${TSRT_V2}"`, `[${CRI}.containerd.runtimes.tsrt-native.options]`, `  ConfigPath = "${nativeOptions}"`],
     ...opts.runtimes,
   };
   const extraConfig = [
