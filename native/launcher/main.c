@@ -8,6 +8,7 @@
  * errfile and the console socket, all opened before anything else) and is the one that reports:
  * exit 0 once the child is ready (create) or has exec'd (exec), else exit 1 with the error line,
  * the child killed and reaped. */
+#include "devfilter.h"
 #include "err.h"
 #include "fs.h"
 #include "ns.h"
@@ -64,6 +65,8 @@ static int validate(const struct plan *p, int exec)
 			    "only for a new user namespace");
 	if (newuser && (!p->nuidmap || !p->ngidmap))
 		return fail(p->nuidmap ? "gidmap" : "uidmap", EINVAL, "a new user namespace needs uid and gid maps");
+	if (p->ndevexs && !p->devfilter_dir)
+		return fail("devex", EINVAL, "no devfilter step");
 	if (!p->has_seccomp && (p->seccomp_arches.n || p->seccomp_flags.n || p->nseccomp_rules))
 		return fail(p->nseccomp_rules ? "seccomp-rule" : p->seccomp_arches.n ? "seccomp-arch" : "seccomp-flag",
 			    EINVAL, "no seccomp-default step");
@@ -85,7 +88,7 @@ static int validate(const struct plan *p, int exec)
 		: p->nmountprops ? "mountprop" : p->ndevices ? "device" : p->nsymlinks ? "symlink"
 		: !p->pivot ? "pivot" : p->readonlyroot ? "readonlyroot" : p->masks.n ? "mask"
 		: p->readonlys.n ? "readonly" : p->hostname ? "hostname" : p->domainname ? "domainname"
-		: p->nsysctls ? "sysctl" : p->execfifo ? "execfifo" : NULL;
+		: p->nsysctls ? "sysctl" : p->execfifo ? "execfifo" : p->devfilter_dir ? "devfilter" : NULL;
 	if (bad)
 		return fail(bad, EINVAL, "not a step of an exec plan");
 	return 0;
@@ -175,7 +178,7 @@ failed:
 
 static int do_create(const struct plan *p)
 {
-	if (prepare_host(p) < 0 || cgroups_join(p) < 0)
+	if (prepare_host(p) < 0 || devfilter_attach(p) < 0 || cgroups_join(p) < 0)
 		report_and_exit();
 	int nsfd[NS_COUNT];
 	joined_pid_ns = p->ns_given[NS_PID] && p->ns_path[NS_PID];

@@ -514,6 +514,43 @@ static int st_seccomp_rule(struct plan *p, char **f, int nf)
 	return 0;
 }
 
+static int st_devfilter(struct plan *p, char **f, int nf)
+{
+	(void)nf;
+	if (p->devfilter_dir)
+		return bad("given twice", f[0]);
+	if (f[0][0] != '/')
+		return bad("not an absolute path", f[0]);
+	if (strcmp(f[1], "allow") != 0 && strcmp(f[1], "deny") != 0)
+		return bad("not allow or deny", f[1]);
+	p->devfilter_dir = f[0];
+	p->devfilter_allow = strcmp(f[1], "allow") == 0;
+	return 0;
+}
+
+static int devnum(const char *s, int *has, unsigned int *out)
+{
+	*has = strcmp(s, "any") != 0;
+	return *has ? u32(s, out) : 0;
+}
+
+static int st_devex(struct plan *p, char **f, int nf)
+{
+	(void)nf;
+	struct pdevex e = { 0 };
+	if (strcmp(f[0], "a") != 0 && strcmp(f[0], "b") != 0 && strcmp(f[0], "c") != 0)
+		return bad("device type not a, b or c", f[0]);
+	e.type = f[0][0];
+	if (devnum(f[1], &e.has_major, &e.major) < 0 || devnum(f[2], &e.has_minor, &e.minor) < 0)
+		return -1;
+	size_t n = strlen(f[3]);
+	if (n == 0 || n > 3 || strspn(f[3], "rwm") != n)
+		return bad("access not made of r, w and m", f[3]);
+	memcpy(e.access, f[3], n + 1);
+	*PUSH(&p->devexs, &p->ndevexs) = e;
+	return 0;
+}
+
 struct step_def {
 	const char *name;
 	int min, max; /* field counts */
@@ -534,7 +571,8 @@ static const struct step_def steps[] = {
 	{ "nonewprivs", 0, 0, st_nonewprivs }, { "env", 1, 1, st_env }, { "arg", 1, 1, st_arg },
 	{ "execfifo", 1, 1, st_execfifo }, { "seccomp-default", 2, 2, st_seccomp_default },
 	{ "seccomp-arch", 1, 1, st_seccomp_arch }, { "seccomp-flag", 1, 1, st_seccomp_flag },
-	{ "seccomp-rule", 3, 3 + 6 * 4, st_seccomp_rule },
+	{ "seccomp-rule", 3, 3 + 6 * 4, st_seccomp_rule }, { "devfilter", 2, 2, st_devfilter },
+	{ "devex", 4, 4, st_devex },
 };
 
 /* Parses one line [s, s+len) (without its newline). */

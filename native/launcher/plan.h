@@ -70,6 +70,14 @@ struct pseccomp_rule {
 	size_t nargs;
 };
 
+/* An exception of the cgroup v2 device filter (`devex` step). */
+struct pdevex {
+	char type; /* 'a', 'b' or 'c' */
+	int has_major, has_minor; /* 0: any */
+	unsigned int major, minor;
+	char access[4]; /* of "rwm" */
+};
+
 struct plan {
 	char *errfile, *pidfile, *rootfs, *console, *execfifo, *hostname, *domainname, *cwd;
 	struct strv cgroups, masks, readonlys, env, argv;
@@ -118,6 +126,11 @@ struct plan {
 	uint64_t caps[CAP_SETS];
 
 	int has_seccomp; /* a seccomp-default step */
+
+	char *devfilter_dir; /* the cgroup v2 directory to attach the device filter to (NULL: none) */
+	int devfilter_allow; /* the default: 1 allow, 0 deny */
+	struct pdevex *devexs;
+	size_t ndevexs;
 	char *seccomp_action;
 	unsigned int seccomp_ret;
 	struct strv seccomp_arches, seccomp_flags;

@@ -22,7 +22,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { InvalidArgumentError, RuntimeError, UnimplementedError } from '../plugins/api/errors.js';
-import type { OciDeviceRule, OciResources, OciThrottle } from '../plugins/native/oci.js';
+import type { OciResources, OciThrottle } from '../plugins/native/oci.js';
+import { deviceFilter, deviceWrites, type DeviceFilter, type DeviceNode } from './devices.js';
+
+export type { DeviceFilter, DeviceNode } from './devices.js';
 import type { CgroupMountSource } from '../plugins/native/plan.js';
 import { cgroupMode, type CgroupMode } from './mode.js';
 import { parseCgroupMounts, type CgroupMount } from './paths.js';
@@ -199,7 +202,7 @@ const V2_USUAL = ['cpu', 'cpuset', 'io', 'memory', 'pids', 'hugetlb'];
  * container restarted into its old cgroup). Returns the warnings of applyResources too.
  */
 export function createCgroup(inner: string, resources: OciResources | undefined, opts: CgroupHostOptions & { allowDevices?: DeviceNode[] } = {}):
-  { dirs: CgroupDirs; warnings: string[] } {
+  { dirs: CgroupDirs; warnings: string[]; deviceFilter?: DeviceFilter } {
   const dirs = cgroupDirsFor(inner, opts);
   const made: string[] = [];
   try {
@@ -219,7 +222,9 @@ export function createCgroup(inner: string, resources: OciResources | undefined,
       enableControllers(dirs, neededV2(resources), true);
     }
     const warnings = applyResources(dirs, resources, opts);
-    return { dirs, warnings };
+    // v2: the device rules become a program the launcher attaches (v1: applyResources wrote them)
+    const filter = dirs.version === 2 && resources?.devices ? deviceFilter(deviceWrites(resources.devices, opts.allowDevices)) : undefined;
+    return { dirs, warnings, ...(filter && { deviceFilter: filter }) };
   } catch (err) {
     for (const d of made.reverse()) {
       try { fs.rmdirSync(d); } catch { /* the original error says more */ }
@@ -303,36 +308,15 @@ function nz(v: number | undefined | null): v is number {
 // ---------------------------------------------------------------------------------------------------
 // Resources
 
-/** A device node of linux.devices, allowed in the v1 devices cgroup as runc allows it. */
-export interface DeviceNode { type: string; major: number; minor: number }
-
-/**
- * Device rules runc allows in every container after the spec's own: mknod of anything, the default
- * nodes (null, zero, full, random, urandom, tty), /dev/console, the pty slaves and /dev/ptmx.
- */
-const DEFAULT_ALLOWED = [
-  'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm',
-  'c 5:1 rwm', 'c 136:* rwm', 'c 5:2 rwm',
-];
-
 function int(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw new InvalidArgumentError(`linux.resources.${field} must be an integer`);
   return v;
 }
 
-function deviceRule(r: OciDeviceRule, field: string): string {
-  const type = r.type ?? 'a';
-  if (!['a', 'c', 'b'].includes(type)) throw new InvalidArgumentError(`${field}.type ${JSON.stringify(type)} is not a, c or b`);
-  const access = r.access ?? 'rwm';
-  if (!/^[rwm]{1,3}$/.test(access)) throw new InvalidArgumentError(`${field}.access ${JSON.stringify(access)} is not made of r, w and m`);
-  if (type === 'a') return 'a';
-  const num = (n: number | null | undefined) => (n === undefined || n === null || n === -1 ? '*' : String(int(n, field)));
-  return `${type} ${num(r.major)}:${num(r.minor)} ${access}`;
-}
-
 /**
  * Applies linux.resources (only the fields present: this is Update too). Returns warnings for settings
- * that are ignored the way runc ignores them.
+ * that are ignored the way runc ignores them. On v2 the device rules are not files: createCgroup turns
+ * them into the launcher's device filter, and an Update that carries them is refused.
  */
 export function applyResources(dirs: CgroupDirs, r: OciResources | undefined, opts: { allowDevices?: DeviceNode[] } = {}): string[] {
   const warnings: string[] = [];
@@ -344,6 +328,10 @@ export function applyResources(dirs: CgroupDirs, r: OciResources | undefined, op
 
 /** Update: the same as applying, with the controllers enabled that the new resources need (v2). */
 export function update(dirs: CgroupDirs, r: OciResources): string[] {
+  if (dirs.version === 2 && r.devices) {
+    // the filter would have to be replaced by another program (neither containerd's CRI nor ctr sends device rules in an update)
+    throw new UnimplementedError('linux.resources.devices in an update on cgroup v2 (replacing the container\'s eBPF device filter) is not supported by the native backend');
+  }
   if (dirs.version === 2) enableControllers(dirs, neededV2(r), false);
   return applyResources(dirs, r);
 }
@@ -455,10 +443,7 @@ function applyV1(dirs: CgroupDirs & { version: 1 }, r: OciResources, opts: { all
   if (r.devices) {
     // Deny everything, then the spec's rules in order, then runc's defaults and the spec's own nodes.
     // A process in the container sees a moment of "deny all" during an update, as with runc's v1 driver.
-    set('devices', 'devices.deny', 'a');
-    r.devices.forEach((d, i) => set('devices', d.allow ? 'devices.allow' : 'devices.deny', deviceRule(d, `linux.resources.devices[${i}]`)));
-    for (const rule of DEFAULT_ALLOWED) set('devices', 'devices.allow', rule);
-    for (const n of opts.allowDevices ?? []) if (n.type !== 'p') set('devices', 'devices.allow', `${n.type === 'u' ? 'c' : n.type} ${n.major}:${n.minor} rwm`);
+    for (const w of deviceWrites(r.devices, opts.allowDevices)) set('devices', w.allow ? 'devices.allow' : 'devices.deny', w.rule);
   }
 }
 
@@ -484,26 +469,10 @@ export function blkioToIoWeight(weight: number): number {
   return 1 + Math.floor(((weight - 10) * 9999) / 990);
 }
 
-/**
- * Whether a list of device rules leaves every device allowed, which is all cgroup v2 gives without an
- * eBPF program (the launcher cannot attach one yet): no deny rule, or none after the last "allow all".
- */
-export function devicesAllowAll(rules: readonly OciDeviceRule[]): boolean {
-  let all = true;
-  for (const r of rules) {
-    const everything = (r.type ?? 'a') === 'a' && (r.access ?? 'rwm').length === 3 && !present(r.major) && !present(r.minor);
-    if (r.allow && everything) all = true;
-    else if (!r.allow) all = false;
-  }
-  return all;
-}
-
 function applyV2(dirs: CgroupDirs & { version: 2 }, r: OciResources, warnings: string[]): void {
   const set = (file: string, value: string | number) => writeFile(path.posix.join(dirs.dir, file), String(value));
 
-  if (r.devices && !devicesAllowAll(r.devices)) {
-    throw new UnimplementedError('linux.resources.devices (device rules on cgroup v2, which need an eBPF program) is not supported by the native backend yet');
-  }
+  if (r.devices) deviceWrites(r.devices); // checked here, made into a filter by createCgroup
   const m = r.memory;
   if (m) {
     const limit = nz(m.limit) ? int(m.limit, 'memory.limit') : undefined;

@@ -212,13 +212,18 @@ test('v1: remove right after a kill waits out EBUSY; a cgroup that stays busy is
 });
 
 test('v2 (the hybrid host\'s cgroup2 mount): create, freeze and thaw via cgroup.freeze, SIGKILL via cgroup.kill, remove', { skip }, async () => {
-  const { dirs } = createCgroup(`${TOP}/v2`, { cpu: {}, devices: [] }, { mode: 'unified' });
+  const { dirs, deviceFilter } = createCgroup(`${TOP}/v2`, { cpu: {}, devices: [] }, { mode: 'unified' });
+  // no rules of the spec's own: deny all but runc's defaults
+  assert.equal(deviceFilter?.defaultAllow, false);
+  assert.equal(deviceFilter?.exceptions.length, 11);
   assert.deepEqual(dirs, { version: 2, dir: `/sys/fs/cgroup/unified${TOP}/v2`, mountpoint: '/sys/fs/cgroup/unified' });
-  // a controller this cgroup2 mount does not have is refused by name; device rules need eBPF
+  // a controller this cgroup2 mount does not have is refused by name
   assert.throws(() => applyResources(dirs, { pids: { limit: 5 } }), /pids\.max: the file does not exist/);
   assert.throws(() => update(dirs, { pids: { limit: 5 } }), /cannot write "\+pids" to .*cgroup\.subtree_control: the cgroup2 controller pids is not available/);
-  assert.throws(() => applyResources(dirs, { devices: [{ allow: false, access: 'rwm' }] }), UnimplementedError);
-  assert.doesNotThrow(() => applyResources(dirs, { devices: [{ allow: false, access: 'rwm' }, { allow: true, access: 'rwm' }] }));
+  // device rules are no files on v2: createCgroup makes them a filter for the launcher; an update with them is refused
+  assert.doesNotThrow(() => applyResources(dirs, { devices: [{ allow: false, access: 'rwm' }] }));
+  assert.throws(() => applyResources(dirs, { devices: [{ allow: false, type: 'x' }] }), /type "x" is not a, c or b/);
+  assert.throws(() => update(dirs, { devices: [{ allow: false, access: 'rwm' }] }), UnimplementedError);
   const child = await parked(dirs);
   await freeze(dirs);
   assert.match(read(dirs.version === 2 ? dirs.dir : '', 'cgroup.events'), /^frozen 1$/m);

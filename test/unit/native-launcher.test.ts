@@ -603,6 +603,10 @@ describe('tsrt-launch', { skip: SKIP, concurrency: 1 }, () => {
         line: /^unable to start container process: exec: "\/no\/such": stat \/no\/such: no such file or directory$/ },
       { name: 'program is a directory', steps: (ctx) => [...baseSteps(ctx), ['arg', '/bin']],
         line: /^unable to start container process: exec: "\/bin": permission denied$/ },
+      { name: 'devex without devfilter', steps: (ctx) => [...baseSteps(ctx), ['devex', 'c', 1, 3, 'rwm'], ['arg', 'true']],
+        line: /^tsrt-launch: devex: no devfilter step: Invalid argument$/ },
+      { name: 'devex with a bad access', steps: (ctx) => [...baseSteps(ctx), ['devfilter', '/x', 'deny'], ['devex', 'c', 1, 3, 'rx'], ['arg', 'true']],
+        line: /^tsrt-launch: devex: line \d+: access not made of r, w and m "rx": Invalid argument$/ },
       { name: 'failing mount', steps: (ctx) => [...baseSteps(ctx), ['mount', '/x', 'no-such-fs', 'none', 0, ''], ['arg', 'true']],
         line: /^tsrt-launch: mount: \/x: mount none \(no-such-fs\) flags 0x0: No such device$/ },
       { name: 'seccomp rule without a default', steps: (ctx) => [...baseSteps(ctx), ['seccomp-rule', 'errno', 1, 'mkdir'], ['arg', 'true']],
@@ -637,6 +641,27 @@ describe('tsrt-launch', { skip: SKIP, concurrency: 1 }, () => {
         assert.deepEqual(hostMountsUnder(ctx.dir), []);
       });
     }
+  });
+
+  it('devfilter: a cgroup v2 device program, attached before the init joins, lets through only the exceptions', { skip: !fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') && 'no cgroup2 mount at /sys/fs/cgroup/unified' }, async (t) => {
+    const ctx = makeCtx('devfilter');
+    t.after(() => cleanup(ctx));
+    const cg = fs.mkdtempSync('/sys/fs/cgroup/unified/tsrt-launch-test-');
+    ctx.cgroups.push(cg);
+    const out = path.join(ctx.dir, 'out');
+    // /dev/null (1:3) and mknod of any char device are allowed; /dev/fuse (10:229), which the host lets
+    // anyone open, is not
+    const script = 'echo x > /dev/null && echo null-ok; mknod /dev/fuse c 10 229 && echo mknod-ok; (exec 3</dev/fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied';
+    const run = runLauncher(ctx, 'create', writePlan(ctx, 'plan', [
+      ['devfilter', cg, 'deny'], ['devex', 'c', 1, 3, 'rwm'], ['devex', 'c', 'any', 'any', 'm'],
+      ['cgroup', cg], ...baseSteps(ctx), ['arg', 'sh'], ['arg', '-c'], ['arg', script],
+    ]), out);
+    assert.equal(await run.exitOf(await run.launcherPid), 'exit 0', readIf(path.join(ctx.dir, 'err')));
+    const pid = readPid(ctx);
+    await release(ctx);
+    assert.equal(await run.exitOf(pid), 'exit 0');
+    await run.done;
+    assert.equal(readIf(out), 'null-ok\nmknod-ok\nfuse-denied\n');
   });
 
   it('cgroup: the init joins a v1 cgroup before its namespaces', { skip: !fs.existsSync('/sys/fs/cgroup/pids') && 'no v1 pids hierarchy' }, async (t) => {

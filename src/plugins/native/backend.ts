@@ -237,6 +237,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       const plan = createPlan({
         spec, bundle: req.bundle, errfile: f.err, pidfile: f.pid, execFifo: f.fifo, cgroupDirs: cgroupJoinDirs(made.dirs),
         cgroupVersion: made.dirs.version, cgroupSources: made.dirs.version === 1 ? cgroupMountSources(made.dirs) : undefined,
+        deviceFilter: made.deviceFilter,
         consoleSocket, noPivotRoot: req.config.noPivotRoot, host: hostFacts,
       });
       for (const w of plan.warnings) req.log.warn({}, w);

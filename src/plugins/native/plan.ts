@@ -15,6 +15,7 @@
 // refused too (KNOWN_*), so a newer spec cannot have a setting dropped on the way to the launcher.
 import path from 'node:path';
 import { InvalidArgumentError, UnimplementedError } from '../api/errors.js';
+import { filterSteps, type DeviceFilter } from '../../cgroups/devices.js';
 import type { CapabilitySet, OciIdMapping, OciMount, OciProcess, OciSpec } from './oci.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -454,6 +455,8 @@ export interface CreatePlanInput {
   /** 2 on a unified host; 1 on a legacy or hybrid one, with cgroupSources its hierarchies. */
   cgroupVersion: 1 | 2;
   cgroupSources?: readonly CgroupMountSource[];
+  /** cgroup v2: the device filter createCgroup made of linux.resources.devices, attached to `cgroupDirs[0]`. */
+  deviceFilter?: DeviceFilter;
   /** The console socket (ProcessHost.console) when process.terminal is set. */
   consoleSocket?: string;
   /** The NoPivotRoot runtime option. */
@@ -516,6 +519,10 @@ export function createPlan(input: CreatePlanInput): Plan {
 
   plan.step('errfile', input.errfile);
   plan.step('pidfile', input.pidfile);
+  if (input.deviceFilter) {
+    if (input.cgroupVersion !== 2 || input.cgroupDirs.length !== 1) throw new InvalidArgumentError('a device filter is for the one cgroup v2 directory of a container');
+    for (const st of filterSteps(input.cgroupDirs[0]!, input.deviceFilter)) plan.step(...st);
+  }
   for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
   for (const ns of namespaces) plan.step('ns', ns.type, ns.path);
   // The maps are written only for a namespace the launcher makes; a joined one (a CRI pod's) was mapped
