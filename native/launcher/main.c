@@ -152,6 +152,9 @@ static _Noreturn void init_child(const struct plan *p, int sync)
 			fail("user", errno, "setresuid 0 in the new user namespace");
 		if (err_line[0])
 			goto failed;
+		/* A change of credentials clears the parent-death signal: set it again for the set-up. (The
+		 * `user` step's change near the end needs none: a parent gone by then fails the "ready" send.) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	}
 	if (fs_setup(p) < 0 || uts_sysctl_setup(p) < 0 || fs_protect(p) < 0)
 		goto failed;

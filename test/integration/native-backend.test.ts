@@ -208,6 +208,28 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     assert.equal(seen['runc-v2']!.code, 4);
   });
 
+  test('an exec into a container run with --seccomp is filtered by the same profile', async () => {
+    const script = ['grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status', 'unshare -n true 2>/dev/null && echo unshare-ok || echo unshare-denied', 'exit 5'].join('; ');
+    const seen = await threeWays('nat-seccomp-exec', async (col, id) => {
+      const cd = need();
+      try {
+        await cd.ctrOk(['run', '-d', '--seccomp', ...col.rt, suite.image(), id, 'sleep', '1000']);
+        await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+        const r = await cd.ctr(['task', 'exec', '--exec-id', 'probe', id, 'sh', '-c', script], { timeoutMs: CMD_MS });
+        return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+      } finally {
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitFor(async () => (await taskStatus(cd, id)) !== 'RUNNING', WAIT_MS, { what: `${id} stopped` }).catch(() => undefined);
+        await cd.ctr(['task', 'delete', '--force', id]);
+        await cd.ctr(['containers', 'rm', id]);
+      }
+    });
+    same(seen);
+    assert.match(seen['runc-v2']!.stdout, /^Seccomp:\s+2$/m);
+    assert.match(seen['runc-v2']!.stdout, /^unshare-denied$/m);
+    assert.equal(seen['runc-v2']!.code, 5);
+  });
+
   test('what the native backend cannot do is refused by name, and nothing is left', async () => {
     const cd = need();
     const id = uniqueId('nat-bad');
