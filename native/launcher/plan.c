@@ -188,6 +188,7 @@ SCALAR(st_execfifo, execfifo)
 SCALAR(st_hostname, hostname)
 SCALAR(st_domainname, domainname)
 SCALAR(st_cwd, cwd)
+SCALAR(st_keyring, keyring)
 
 static void strv_push(struct strv *v, char *s)
 {
@@ -572,7 +573,7 @@ static const struct step_def steps[] = {
 	{ "execfifo", 1, 1, st_execfifo }, { "seccomp-default", 2, 2, st_seccomp_default },
 	{ "seccomp-arch", 1, 1, st_seccomp_arch }, { "seccomp-flag", 1, 1, st_seccomp_flag },
 	{ "seccomp-rule", 3, 3 + 6 * 4, st_seccomp_rule }, { "devfilter", 2, 2, st_devfilter },
-	{ "devex", 4, 4, st_devex },
+	{ "devex", 4, 4, st_devex }, { "keyring", 1, 1, st_keyring },
 };
 
 /* Parses one line [s, s+len) (without its newline). */

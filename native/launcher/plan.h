@@ -79,7 +79,7 @@ struct pdevex {
 };
 
 struct plan {
-	char *errfile, *pidfile, *rootfs, *console, *execfifo, *hostname, *domainname, *cwd;
+	char *errfile, *pidfile, *rootfs, *console, *execfifo, *hostname, *domainname, *cwd, *keyring;
 	struct strv cgroups, masks, readonlys, env, argv;
 
 	int ns_given[NS_COUNT];

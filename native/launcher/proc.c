@@ -3,6 +3,7 @@
 #include "seccomp.h"
 
 #include <errno.h>
+#include <linux/keyctl.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -296,8 +297,28 @@ static int setgroups_denied(void)
 	return n > 0 && strncmp(buf, "deny", 4) == 0;
 }
 
+/* A session keyring of the container's own (by name, so that its execs join the same one), instead of
+ * the monitor's, which every container would otherwise share: made possessor-all and searchable by its
+ * user, as runc makes it. Before the seccomp filter, which may deny keyctl (containerd's default does). */
+static int keyring_join(const struct plan *p)
+{
+	if (!p->keyring)
+		return 0;
+	long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, p->keyring, 0L, 0L, 0L);
+	if (id < 0 && errno == ENOSYS)
+		return 0; /* a kernel without keyrings has none to share either */
+	if (id < 0)
+		return fail("keyring", errno, "join session keyring %s", p->keyring);
+	unsigned long perm = 0x3f000000UL /* possessor: all */ | 0x001b0000UL /* user: view, read, search, link */;
+	if (syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm, 0L, 0L) < 0)
+		return fail("keyring", errno, "set the permissions of session keyring %s", p->keyring);
+	return 0;
+}
+
 int proc_setup(const struct plan *p)
 {
+	if (keyring_join(p) < 0)
+		return -1;
 	if (!env_get(p, "HOME"))
 		find_home(p->has_user ? p->uid : getuid());
 	for (size_t i = 0; i < p->nrlimits; i++) {

@@ -230,6 +230,37 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     assert.equal(seen['runc-v2']!.code, 5);
   });
 
+  test('a session keyring of its own (not the monitor\'s, which containers would share), as runc makes it; none with NoNewKeyring', async () => {
+    const cd = need();
+    const noKeyring = join(cd.root, 'no-new-keyring.toml');
+    writeFileSync(noKeyring, 'NoNewKeyring = true\n');
+    /** The host's view (/proc/keys) of the keyrings named after the container: permissions, owner, name. */
+    const keyringsOf = (id: string): string[] => readFileSync('/proc/keys', 'utf8').split('\n').filter((l) => l.includes(id))
+      .map((l) => l.trim().split(/\s+/)).map((f) => `${f[3]} ${f[4]} ${f[5]}:${f[6]} ${f[7]} ${f[8]!.split(id).join('<id>')}`);
+    const seen = await threeWays('nat-keys', async (col, id) => {
+      const out: Record<string, string[]> = {};
+      // NoNewKeyring only through tsrt's options file: ctr has no flag for it, and runc-v2 reads no such file
+      const cases = [['default', []], ...(col.name === 'runc-v2' ? [] : [['NoNewKeyring', ['--runtime-config-path', noKeyring]]])] as Array<[string, string[]]>;
+      for (const [what, extra] of cases) {
+        const cid = `${id}-${what === 'default' ? 'k' : 'n'}`;
+        try {
+          await cd.ctrOk(['run', '-d', ...extra, ...col.rt, suite.image(), cid, 'sleep', '1000']);
+          await waitFor(async () => (await taskStatus(cd, cid)) === 'RUNNING', WAIT_MS, { what: `${cid} RUNNING` });
+          out[what] = keyringsOf(cid).map((l) => l.split(cid).join('<cid>'));
+        } finally {
+          await cd.ctr(['task', 'kill', '-s', 'SIGKILL', cid]);
+          await waitFor(async () => (await taskStatus(cd, cid)) !== 'RUNNING', WAIT_MS, { what: `${cid} stopped` }).catch(() => undefined);
+          await cd.ctr(['task', 'delete', '--force', cid]);
+          await cd.ctr(['containers', 'rm', cid]);
+        }
+      }
+      return out;
+    });
+    assert.deepEqual(seen['runc-v2'], { default: ['perm 3f1b0000 0:0 keyring _ses.<id>:'] });
+    // tsrt+runc passes --no-new-keyring to runc: the native backend must do as runc then does
+    for (const col of ['tsrt+runc', 'tsrt+native']) assert.deepEqual(seen[col], { ...seen['runc-v2'], NoNewKeyring: [] }, col);
+  });
+
   test('what the native backend cannot do is refused by name, and nothing is left', async () => {
     const cd = need();
     const id = uniqueId('nat-bad');

@@ -57,19 +57,21 @@ describe('runtime options through containerd', { timeout: 300_000 }, () => {
     }
     assert.deepEqual(seen[RUNC_V2], { out: 'ok\n', noPivot: true, keyring: false });
     assert.deepEqual(seen[TSRT_V2], seen[RUNC_V2]);
+    assert.deepEqual(seen.native, seen[RUNC_V2], 'the native backend');
   });
 
-  test('ctr --uidmap/--gidmap: the stdio is owned by the mapped root, so the process can reopen it, as under runc-v2', async (t) => {
+  test('ctr --uidmap/--gidmap: the stdio is owned by the mapped root, so the process can reopen it, as under runc-v2 (runc and native backends)', async (t) => {
     const maxNs = Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'));
     if (!(maxNs > 0)) return t.skip('user namespaces are off');
     const c = suite.containerd();
     // the container's root (host uid 100000) must be able to reach the bundle's rootfs under the temp root
     chmodSync(c.root, 0o711);
     const seen: Record<string, { code: number | null; stdout: string; stderr: string }> = {};
-    for (const rt of [RUNC_V2, TSRT_V2]) {
+    const columns = { [RUNC_V2]: ['--runtime', RUNC_V2], [TSRT_V2]: ['--runtime', TSRT_V2], native: ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native'] };
+    for (const [rt, args] of Object.entries(columns)) {
       const id = uniqueId('uidmap');
       try {
-        const r = await c.ctr(['run', '--rm', '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', '--runtime', rt, suite.image(), id,
+        const r = await c.ctr(['run', '--rm', '--uidmap', '0:100000:65536', '--gidmap', '0:100000:65536', ...args, suite.image(), id,
           'sh', '-c', 'stat -L -c "%u:%g %F" /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; echo out > /proc/self/fd/1; echo err > /proc/self/fd/2'],
         { timeoutMs: CMD_MS });
         seen[rt] = { code: r.code, stdout: r.stdout, stderr: r.stderr };

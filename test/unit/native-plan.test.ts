@@ -228,7 +228,7 @@ test('the pod sandbox makes the user namespace: its maps are written', () => {
 test('exec: every namespace of the init joined at /proc/<pid>/ns, its own process settings, a console', () => {
   const plan = execPlan({
     spec: criSpec(), initPid: 31337, errfile: '/b/e1.err', pidfile: '/b/e1.pid', cgroupDirs: ['/sys/fs/cgroup/memory/x'],
-    consoleSocket: '/run/tsrt/console e1.sock', host: { apparmor: false, selinux: false, kcore: true },
+    consoleSocket: '/run/tsrt/console e1.sock', sessionKeyring: '_ses.c1', host: { apparmor: false, selinux: false, kcore: true },
     process: {
       terminal: true, user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'echo 100% ünïcode'], env: ['TERM=xterm'], cwd: '/',
       rlimits: [{ type: 'RLIMIT_CORE', soft: 0, hard: 18446744073709551615 }],
@@ -236,7 +236,7 @@ test('exec: every namespace of the init joined at /proc/<pid>/ns, its own proces
   });
   assert.deepEqual(plan.warnings, []);
   const expected = [
-    'tsrt-plan 1', 'errfile /b/e1.err', 'pidfile /b/e1.pid', 'cgroup /sys/fs/cgroup/memory/x',
+    'tsrt-plan 1', 'errfile /b/e1.err', 'pidfile /b/e1.pid', 'cgroup /sys/fs/cgroup/memory/x', 'keyring _ses.c1',
     ...['pid', 'ipc', 'uts', 'mount', 'net', 'user', 'cgroup'].map((t) => `ns ${t} /proc/31337/ns/${t === 'mount' ? 'mnt' : t}`),
     'console /run/tsrt/console%20e1.sock',
     'rlimit 4 0 inf',

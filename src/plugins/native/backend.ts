@@ -108,6 +108,9 @@ function launchWarnings(errfile: string, log: Logger): void {
   for (const l of text.split('\n')) if (l.includes('warning:')) log.warn({ launcher: l }, 'native launcher warning');
 }
 
+/** The container's own session keyring, named as runc names it; none with the NoNewKeyring option. */
+const sessionKeyring = (id: string, config: { noNewKeyring: boolean }): string | undefined => (config.noNewKeyring ? undefined : `_ses.${id}`);
+
 function readPid(file: string, op: string): number {
   const pid = Number(fs.readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`OCI runtime ${op}: bad pid file ${file}`);
@@ -238,7 +241,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         spec, bundle: req.bundle, errfile: f.err, pidfile: f.pid, execFifo: f.fifo, cgroupDirs: cgroupJoinDirs(made.dirs),
         cgroupVersion: made.dirs.version, cgroupSources: made.dirs.version === 1 ? cgroupMountSources(made.dirs) : undefined,
         deviceFilter: made.deviceFilter,
-        consoleSocket, noPivotRoot: req.config.noPivotRoot, host: hostFacts,
+        consoleSocket, noPivotRoot: req.config.noPivotRoot, sessionKeyring: sessionKeyring(req.id, req.config), host: hostFacts,
       });
       for (const w of plan.warnings) req.log.warn({}, w);
       fs.rmSync(f.fifo, { force: true });
@@ -289,7 +292,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       hostFacts ??= planHost();
       const plan = execPlan({
         spec: c.spec, process: req.spec as OciProcess, initPid: c.initPid, errfile: f.err, pidfile: f.pid,
-        cgroupDirs: c.cgroup ? cgroupJoinDirs(c.cgroup) : [], consoleSocket, host: hostFacts,
+        cgroupDirs: c.cgroup ? cgroupJoinDirs(c.cgroup) : [], consoleSocket, sessionKeyring: sessionKeyring(c.id, c.config), host: hostFacts,
       });
       for (const w of plan.warnings) c.log.warn({ execId: req.execId }, w);
       try {

@@ -461,6 +461,8 @@ export interface CreatePlanInput {
   consoleSocket?: string;
   /** The NoPivotRoot runtime option. */
   noPivotRoot: boolean;
+  /** The session keyring to join (runc's `_ses.<id>`); absent with the NoNewKeyring option. */
+  sessionKeyring?: string;
   host: PlanHost;
 }
 
@@ -524,6 +526,7 @@ export function createPlan(input: CreatePlanInput): Plan {
     for (const st of filterSteps(input.cgroupDirs[0]!, input.deviceFilter)) plan.step(...st);
   }
   for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
+  if (input.sessionKeyring) plan.step('keyring', input.sessionKeyring);
   for (const ns of namespaces) plan.step('ns', ns.type, ns.path);
   // The maps are written only for a namespace the launcher makes; a joined one (a CRI pod's) was mapped
   // when it was made, and the spec repeats those maps for information.
@@ -682,6 +685,8 @@ export interface ExecPlanInput {
   /** The container's host cgroup directories (the exec joins them, like the init). */
   cgroupDirs: readonly string[];
   consoleSocket?: string;
+  /** The init's session keyring, which the exec joins too (absent with NoNewKeyring). */
+  sessionKeyring?: string;
   host: PlanHost;
 }
 
@@ -694,6 +699,7 @@ export function execPlan(input: ExecPlanInput): Plan {
   plan.step('errfile', input.errfile);
   plan.step('pidfile', input.pidfile);
   for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
+  if (input.sessionKeyring) plan.step('keyring', input.sessionKeyring);
   // Whether the init made a namespace or joined one, it is the init's now: the exec joins it there.
   // /proc/<pid>/ns names the mount namespace `mnt`
   for (const ns of namespacesOf(input.spec)) plan.step('ns', ns.type, `/proc/${input.initPid}/ns/${ns.type === 'mount' ? 'mnt' : ns.type}`);
