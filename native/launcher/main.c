@@ -156,6 +156,8 @@ static _Noreturn void init_child(const struct plan *p, int sync)
 		 * `user` step's change near the end needs none: a parent gone by then fails the "ready" send.) */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	}
+	if (is_new(p, NS_NET) && ns_loopback_up() < 0)
+		goto failed;
 	if (fs_setup(p) < 0 || uts_sysctl_setup(p) < 0 || fs_protect(p) < 0)
 		goto failed;
 	if (console_fd >= 0 && console_setup(console_fd) < 0)

@@ -2,6 +2,9 @@
 #include "err.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -190,4 +193,22 @@ int sync_recv(int fd, char *kind, char *text, size_t n)
 	memcpy(text, buf + 1, len);
 	text[len] = '\0';
 	return 1;
+}
+
+int ns_loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("ns", errno, "net: a socket to bring lo up");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	int e = errno;
+	close(fd);
+	return r < 0 ? fail("ns", e, "net: bring lo up") : 0;
 }

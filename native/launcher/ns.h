@@ -26,6 +26,10 @@ pid_t ns_clone(unsigned long flags);
 /* setgroups, uid_map and gid_map of the child (procfd: the host's /proc). */
 int ns_write_maps(const struct plan *p, int procfd, pid_t pid);
 
+/* Brings the loopback interface of the process's (new) network namespace up, as runc does for every new
+ * network namespace. */
+int ns_loopback_up(void);
+
 /* oom_score_adj of pid ("self" when pid is 0); EACCES is a warning line, not an error. */
 int ns_oomscore(int procfd, pid_t pid, int score);
 

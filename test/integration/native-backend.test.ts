@@ -70,6 +70,8 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
       'echo host-pids=$(ls -d /proc/[0-9]* | awk -F/ \'$3 > 100\' | wc -l)', 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status',
       // a device outside the allowed list: made (CAP_MKNOD), but the devices cgroup refuses to open it
       'mknod /tmp/sda b 8 0 && { head -c 1 /tmp/sda >/dev/null 2>&1 && echo dev-opened || echo dev-denied; }',
+      // a new network namespace has its loopback up, with its address
+      'echo lo-flags=$(cat /sys/class/net/lo/flags) lo-addr=$(ip -o -4 addr show dev lo | awk \'{print $4}\')',
       // /dev/fuse: the host lets anyone open it, so here only the devices cgroup can refuse
       'mknod /tmp/fuse c 10 229 && { (exec 3</tmp/fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied; }',
       'echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable || echo sysrq-readonly',
