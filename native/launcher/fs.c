@@ -339,7 +339,7 @@ static int do_mask(const char *path)
 	}
 	int r;
 	if (S_ISDIR(st.st_mode))
-		r = mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k");
+		r = mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL); /* empty and read-only: runc's mount, flag for flag */
 	else
 		r = mount("/dev/null", path, NULL, MS_BIND, NULL);
 	if (r < 0)
@@ -407,11 +407,12 @@ int fs_protect(const struct plan *p)
 {
 	if (p->readonlyroot && remount_bind("/", MS_RDONLY | kept_flags("/")) < 0)
 		return fail("readonlyroot", errno, "remount / read-only");
-	for (size_t i = 0; i < p->masks.n; i++)
-		if (do_mask(p->masks.v[i]) < 0)
-			return -1;
+	/* read-only paths, then masked ones, as runc does: the container's mount table reads the same */
 	for (size_t i = 0; i < p->readonlys.n; i++)
 		if (do_readonly(p->readonlys.v[i]) < 0)
+			return -1;
+	for (size_t i = 0; i < p->masks.n; i++)
+		if (do_mask(p->masks.v[i]) < 0)
 			return -1;
 	return 0;
 }

@@ -70,6 +70,8 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
       'echo host-pids=$(ls -d /proc/[0-9]* | awk -F/ \'$3 > 100\' | wc -l)', 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status',
       // a device outside the allowed list: made (CAP_MKNOD), but the devices cgroup refuses to open it
       'mknod /tmp/sda b 8 0 && { head -c 1 /tmp/sda >/dev/null 2>&1 && echo dev-opened || echo dev-denied; }',
+      // the mount table as the container sees it: mount points with their options, and the cgroup tree
+      'awk \'{print $5, $6}\' /proc/self/mountinfo', 'ls /sys/fs/cgroup | tr "\\n" " "; echo',
       // a new network namespace has its loopback up, with its address
       'echo lo-flags=$(cat /sys/class/net/lo/flags) lo-addr=$(ip -o -4 addr show dev lo | awk \'{print $4}\')',
       // /dev/fuse: the host lets anyone open it, so here only the devices cgroup can refuse
@@ -153,9 +155,9 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     }));
   });
 
-  test('a terminal: tty, its size, and the exit code', async () => {
+  test('a terminal: tty, its size, /dev/console, and the exit code', async () => {
     same(await threeWays('nat-tty', async (col, id) => {
-      const r = await ctrInTerminal(need(), ['run', '-t', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', `${AWAIT_TTY_SIZE}; tty; stty size; exit 4`],
+      const r = await ctrInTerminal(need(), ['run', '-t', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', `${AWAIT_TTY_SIZE}; tty; stty size; stat -c "%F %t:%T" /dev/console; readlink /proc/1/fd/0; exit 4`],
         { cols: 91, rows: 27 });
       return { code: r.code, out: r.stdout.replace(/\r/g, '') };
     }));
