@@ -155,6 +155,38 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     }));
   });
 
+  test('ctr run options: --read-only, --cap-add/--cap-drop, --env, --cwd; an exec with --user and --cwd', async () => {
+    const view = 'id; grep -E "^Cap(Prm|Eff|Bnd)" /proc/self/status; pwd; echo FOO=$FOO; touch /probe 2>/dev/null && echo root-writable || echo root-readonly';
+    same(await threeWays('nat-opts', async (col, id) => {
+      const cd = need();
+      try {
+        const run = await cd.ctr(['run', '--rm', '--read-only', '--cap-add', 'CAP_SYS_ADMIN', '--cap-drop', 'CAP_CHOWN', '--env', 'FOO=bar baz', '--cwd', '/tmp', ...col.rt,
+          suite.image(), `${id}-r`, 'sh', '-c', view], { timeoutMs: CMD_MS });
+        await cd.ctrOk(['run', '-d', ...col.rt, suite.image(), id, 'sleep', '1000']);
+        await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+        const exec = await cd.ctr(['task', 'exec', '--exec-id', 'u', '--user', '1000', '--cwd', '/tmp', id, 'sh', '-c', view], { timeoutMs: CMD_MS });
+        return { run: [run.code, run.stdout, run.stderr], exec: [exec.code, exec.stdout, exec.stderr] };
+      } finally {
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitFor(async () => (await taskStatus(cd, id)) !== 'RUNNING', WAIT_MS, { what: `${id} stopped` }).catch(() => undefined);
+        await cd.ctr(['task', 'delete', '--force', id]);
+        await cd.ctr(['containers', 'rm', id]);
+      }
+    }));
+  });
+
+  test('ctr run --privileged: every capability, the host\'s devices, no masked paths, no seccomp', async () => {
+    const script = [
+      'grep -E "^(Cap(Prm|Eff|Bnd)|Seccomp|NoNewPrivs):" /proc/self/status', 'ls /dev | wc -l | tr -d " "',
+      'head -c 1 /proc/kcore 2>/dev/null | wc -c', 'echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-readonly',
+      '(exec 3</dev/fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied', 'exit 3',
+    ].join('; ');
+    same(await threeWays('nat-priv', async (col, id) => {
+      const r = await need().ctr(['run', '--rm', '--privileged', ...col.rt, suite.image(), id, 'sh', '-c', script], { timeoutMs: CMD_MS });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    }));
+  });
+
   test('a terminal: tty, its size, /dev/console, and the exit code', async () => {
     same(await threeWays('nat-tty', async (col, id) => {
       const r = await ctrInTerminal(need(), ['run', '-t', '--rm', ...col.rt, suite.image(), id, 'sh', '-c', `${AWAIT_TTY_SIZE}; tty; stty size; stat -c "%F %t:%T" /dev/console; readlink /proc/1/fd/0; exit 4`],
@@ -199,6 +231,8 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
       'ls / >/dev/null && echo ls-ok', 'chroot / true && echo chroot-ok', 'mkdir /tmp/d && echo mkdir-ok',
       // refused by the profile (unshare needs CAP_SYS_ADMIN there) whatever the capabilities
       'unshare -n true 2>/dev/null && echo unshare-ok || echo unshare-denied',
+      // the profile's errno (EPERM, its default action's), as the program reports it
+      'unshare -n true 2>&1 | sed "s/^unshare: //"',
       'exit 4',
     ].join('; ');
     const seen = await threeWays('nat-seccomp', async (col, id) => {
@@ -209,6 +243,7 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     // and runc's view is the filtered one
     assert.match(seen['runc-v2']!.stdout, /^Seccomp:\s+2$/m);
     assert.match(seen['runc-v2']!.stdout, /^unshare-denied$/m);
+    assert.match(seen['runc-v2']!.stdout, /Operation not permitted$/m);
     assert.equal(seen['runc-v2']!.code, 4);
   });
 
