@@ -11,6 +11,7 @@ test('every shim error class travels with the code in the wire table', () => {
     ['InvalidArgumentError', [Code.InvalidArgument, 'boom: invalid argument']],
     ['FailedPreconditionError', [Code.FailedPrecondition, 'boom: failed precondition']],
     ['UnimplementedError', [Code.Unimplemented, 'boom: not implemented']],
+    ['UnavailableError', [Code.Unavailable, 'boom: unavailable']],
     ['RuntimeError', [Code.Unknown, 'boom']],
   ]);
   assert.equal(WIRE_CODES.length, expected.size);

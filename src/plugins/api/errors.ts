@@ -33,6 +33,10 @@ export class FailedPreconditionError extends StatusError {
 export class UnimplementedError extends StatusError {
   constructor(message: string) { super(Code.Unimplemented, withClass(message, 'not implemented')); }
 }
+/** A component the request needs cannot be reached now (a guest agent whose VM is gone or not up). */
+export class UnavailableError extends StatusError {
+  constructor(message: string) { super(Code.Unavailable, withClass(message, 'unavailable')); }
+}
 /**
  * Everything runc-v2 reports as a plain error (wrong state transitions, "OCI runtime create failed: …"):
  * containerd sees code Unknown, exactly as with the reference shim.
@@ -47,5 +51,6 @@ export const WIRE_CODES: ReadonlyArray<readonly [new (message: string) => Status
   [InvalidArgumentError, Code.InvalidArgument],
   [FailedPreconditionError, Code.FailedPrecondition],
   [UnimplementedError, Code.Unimplemented],
+  [UnavailableError, Code.Unavailable],
   [RuntimeError, Code.Unknown],
 ];
