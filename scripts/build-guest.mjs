@@ -4,12 +4,13 @@
 //   vmlinux          Debian's kernel (the linux-image-amd64 package's current image), uncompressed: QEMU's
 //                    microvm boots the ELF directly (PVH), which under TCG saves the seconds the kernel's
 //                    own xz decompressor would take
-//   initramfs.cpio.gz  /init = tsrt-agent (native/agent, static), the modules the guest needs (virtio mmio
-//                    and console, 9p and virtiofs, overlay) and their dependencies, and /lib/tsrt/modules,
-//                    the load order (dependencies first)
+//   initramfs.cpio.gz  /init = tsrt-agent (native/agent, static), /lib/tsrt/tsrt-launch (the native
+//                    backend's launcher, static: it sets containers up inside the guest as it does on a
+//                    host), the modules the guest needs (virtio mmio and console, 9p and virtiofs, overlay)
+//                    and their dependencies, and /lib/tsrt/modules, the load order (dependencies first)
 //   manifest.json    the kernel package, its release, the modules
 //
-//   node scripts/build-guest.mjs [--agent <path>] [--out <dir>]
+//   node scripts/build-guest.mjs [--agent <path>] [--launcher <path>] [--out <dir>]
 //
 // The .deb is fetched with `apt-get download` (Debian's archive is reachable here) into a cache below
 // /var/tmp/tsrt-test-cache/guest, extracted with dpkg-deb; xz (xz-utils) unpacks the kernel image.
@@ -127,7 +128,8 @@ function cpio(entries) {
 function main() {
   const out = resolve(arg('--out', join(ROOT, 'native', 'build', 'guest')));
   const agent = resolve(arg('--agent', join(ROOT, 'native', 'build', 'tsrt-agent')));
-  if (!existsSync(agent)) throw new Error(`${agent} is missing: run make -C native first`);
+  const launcher = resolve(arg('--launcher', join(ROOT, 'native', 'build', 'tsrt-launch-static')));
+  for (const f of [agent, launcher]) if (!existsSync(f)) throw new Error(`${f} is missing: run make -C native first`);
   const pkg = kernelPackage();
   const tree = fetchKernel(pkg);
   const release = pkg.replace(/^linux-image-/, '');
@@ -138,6 +140,7 @@ function main() {
     { name: 'dev', dir: true }, { name: 'proc', dir: true }, { name: 'sys', dir: true }, { name: 'lib', dir: true },
     { name: 'lib/tsrt', dir: true }, { name: 'run', dir: true }, { name: 'tmp', dir: true },
     { name: 'init', mode: 0o100755, data: readFileSync(agent) },
+    { name: 'lib/tsrt/tsrt-launch', mode: 0o100755, data: readFileSync(launcher) },
     ...order.map((m) => ({ name: `lib/tsrt/${m}.ko`, mode: 0o100644, data: readFileSync(index.get(m)) })),
     { name: 'lib/tsrt/modules', mode: 0o100644, data: Buffer.from(`${order.join('\n')}\n`) },
   ];

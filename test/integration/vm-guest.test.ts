@@ -7,6 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { copyFileSync, chmodSync, mkdirSync, symlinkSync } from 'node:fs';
+import { createPlan } from '../../src/plugins/native/plan.js';
 import { AgentRequestError } from '../../src/plugins/vm/agent-link.js';
 import { Guest, QEMU_BIN, guestImage } from '../../src/plugins/vm/guest.js';
 import { chooseAccel } from '../../src/plugins/vm/qemu.js';
@@ -28,7 +30,14 @@ describe('the vm guest: boot, agent, stop', { skip, timeout: 300_000 }, () => {
 
   test('QEMU boots the guest; the agent says hello with the kernel of the image', async (t) => {
     const image = guestImage(GUEST_DIR);
-    guest = await Guest.boot({ image, dir, bootTimeoutMs: 120_000 });
+    // a container's rootfs for a later test: a static busybox, shared with the guest over 9p
+    const rootfs = join(dir, 'share/c1/rootfs');
+    mkdirSync(join(rootfs, 'bin'), { recursive: true });
+    copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+    chmodSync(join(rootfs, 'bin/busybox'), 0o755);
+    for (const t of ['sh', 'echo', 'hostname', 'ls', 'grep']) symlinkSync('busybox', join(rootfs, 'bin', t));
+    for (const d of ['proc', 'dev']) mkdirSync(join(rootfs, d));
+    guest = await Guest.boot({ image, dir, bootTimeoutMs: 120_000, shares: [{ tag: 'tsrt.share', path: join(dir, 'share') }] });
     t.diagnostic(`booted in ${guest.bootMs} ms under ${guest.accel} (${chooseAccel().why})`);
     assert.equal(guest.accel, chooseAccel().accel);
     assert.deepEqual(guest.hello, { protocol: '1', kernelRelease: image.kernelRelease, agentPid: 1 });
@@ -47,6 +56,50 @@ describe('the vm guest: boot, agent, stop', { skip, timeout: 300_000 }, () => {
     assert.equal((await guest.reconnect(30_000)).agentPid, 1);
     await assert.rejects(old.hello(), /channel closed: unavailable/);
     assert.equal((await guest.agent.hello()).agentPid, 1);
+  });
+
+  test('a container inside the guest: its rootfs shared over 9p, set up by the native launcher from a plan, its exit status', async () => {
+    assert.ok(guest, 'booted');
+    const g = guest;
+    const reaped = new Map<number, number>();
+    g.agent.onReaped((pid, status) => reaped.set(pid, status));
+    const waitReaped = async (pid: number): Promise<number> => {
+      const t0 = Date.now();
+      while (!reaped.has(pid)) {
+        if (Date.now() - t0 > 30_000) throw new Error(`guest pid ${pid} not reaped within 30 s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return reaped.get(pid)!;
+    };
+    await g.agent.request('mount', ['tsrt.share', '/run/tsrt/share', '9p', 0, 'trans=virtio,version=9p2000.L,msize=262144']);
+    const spec = {
+      ociVersion: '1.0.2',
+      process: { args: ['sh', '-c', 'echo pid=$$ > /out; hostname >> /out; ls /proc | grep -c "^[0-9]" >> /out; exit 7'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } },
+      root: { path: '/run/tsrt/share/c1/rootfs' },
+      hostname: 'in-the-vm',
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc' },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      ],
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
+    };
+    const plan = createPlan({
+      spec, errfile: '/run/tsrt/c1/err', pidfile: '/run/tsrt/c1/pid', execFifo: '/run/tsrt/c1/exec.fifo', cgroupDirs: [], cgroupVersion: 2,
+      host: { apparmor: false, selinux: false, kcore: true }, noPivotRoot: false,
+    });
+    await g.agent.request('write', ['/run/tsrt/c1/plan', '600', plan.text]);
+    const [launcher] = await g.agent.request('spawn', ['/', 3, '/lib/tsrt/tsrt-launch', 'create', '/run/tsrt/c1/plan', 0]);
+    const launched = await waitReaped(Number(launcher));
+    const err = launched === 0 ? '' : (await g.agent.request('read', ['/run/tsrt/c1/err']))[0];
+    assert.equal(launched, 0, `tsrt-launch create in the guest: ${err}`);
+    const [pidText] = await g.agent.request('read', ['/run/tsrt/c1/pid']);
+    const init = Number(pidText!.trim());
+    assert.ok(init > 1, `the init's guest pid ${pidText}`);
+    await g.agent.request('release', ['/run/tsrt/c1/exec.fifo']);
+    assert.equal(await waitReaped(init), 7 << 8, 'exit status 7');
+    // written by the container through 9p: pid 1 of its own namespace, its hostname, and only its own
+    // processes in /proc (the shell, ls and grep; not the agent)
+    assert.equal(readFileSync(join(dir, 'share/c1/rootfs/out'), 'utf8'), 'pid=1\nin-the-vm\n3\n');
   });
 
   test('stop: the agent powers the guest off, QEMU exits 0, its socket is gone', async () => {

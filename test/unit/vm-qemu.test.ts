@@ -33,4 +33,7 @@ test('QEMU argv: microvm, PVH kernel, the agent port on a unix socket, the conso
   assert.throws(() => qemuArgs({ ...o, memoryMiB: 64 }), /below 128 MiB/);
   assert.throws(() => qemuArgs({ ...o, vcpus: 0 }), /not a positive integer/);
   assert.throws(() => qemuArgs({ ...o, agentSocket: '/a,b' }), /commas or spaces/);
+  const shared = qemuArgs({ ...o, shares: [{ tag: 'tsrt.share', path: '/run/x/share' }] });
+  assert.deepEqual(shared.slice(-4), ['-fsdev', 'local,id=fs0,path=/run/x/share,security_model=none', '-device', 'virtio-9p-device,fsdev=fs0,mount_tag=tsrt.share']);
+  assert.throws(() => qemuArgs({ ...o, shares: [{ tag: 't', path: '/a b' }] }), /commas or spaces/);
 });

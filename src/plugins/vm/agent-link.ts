@@ -24,6 +24,7 @@ export class AgentLink {
   private seq = 0;
   private pending = new Map<number, Pending>();
   private closed = false;
+  private reapedListener: ((pid: number, status: number) => void) | null = null;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -82,6 +83,9 @@ export class AgentLink {
     });
   }
 
+  /** The agent reaped a guest process: its pid and wait status (sent unasked, in reap order). */
+  onReaped(listener: (pid: number, status: number) => void): void { this.reapedListener = listener; }
+
   async hello(timeoutMs?: number): Promise<AgentHello> {
     const [protocol, kernelRelease, pid] = await this.request('hello', [], timeoutMs);
     if (protocol !== AGENT_PROTOCOL) throw new RuntimeError(`guest agent speaks protocol ${protocol}, this host ${AGENT_PROTOCOL}`);
@@ -95,6 +99,10 @@ export class AgentLink {
 
   private onFrame(f: string[]): void {
     const [kind, seq, a, b] = f;
+    if (kind === 'reaped') {
+      this.reapedListener?.(Number(seq), Number(a));
+      return;
+    }
     const p = this.pending.get(Number(seq));
     if (!p) return;
     this.pending.delete(Number(seq));

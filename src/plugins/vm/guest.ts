@@ -64,6 +64,8 @@ export interface BootOptions {
   accel?: Accel;
   bootTimeoutMs?: number;
   launcher?: QemuLauncher;
+  /** Host directories shared with the guest over 9p, by tag. */
+  shares?: ReadonlyArray<{ tag: string; path: string }>;
 }
 
 export class Guest {
@@ -86,7 +88,7 @@ export class Guest {
     fs.rmSync(socket, { force: true });
     const args = qemuArgs({
       kernel: o.image.kernel, initrd: o.image.initrd, memoryMiB: o.memoryMiB ?? 128, vcpus: o.vcpus ?? 1, accel,
-      agentSocket: socket, portName: AGENT_PORT, tscKhz: accel === 'tcg' ? tscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8')) : undefined,
+      agentSocket: socket, portName: AGENT_PORT, shares: o.shares, tscKhz: accel === 'tcg' ? tscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8')) : undefined,
     });
     const t0 = Date.now();
     const qemu = (o.launcher ?? childQemu)(args, consoleLog);

@@ -40,6 +40,8 @@ export interface QemuOptions {
   portName: string;
   /** Guest kernel command line additions. */
   tscKhz?: number;
+  /** Host directories the guest mounts with 9p (`mount -t 9p -o trans=virtio <tag> <dir>`). */
+  shares?: ReadonlyArray<{ tag: string; path: string }>;
 }
 
 /** The guest needs at least this much memory with Debian's kernel (84 MiB measured; 128 is the plan). */
@@ -49,7 +51,10 @@ export const MIN_MEMORY_MIB = 128;
 export function qemuArgs(o: QemuOptions): string[] {
   if (o.memoryMiB < MIN_MEMORY_MIB) throw new RangeError(`guest memory ${o.memoryMiB} MiB is below ${MIN_MEMORY_MIB} MiB`);
   if (!Number.isInteger(o.vcpus) || o.vcpus < 1) throw new RangeError(`guest vCPUs ${o.vcpus} is not a positive integer`);
-  if (/[,\s]/.test(o.agentSocket) || /[,\s]/.test(o.portName)) throw new RangeError('the agent socket path and port name may not hold commas or spaces');
+  const shares = o.shares ?? [];
+  if ([o.agentSocket, o.portName, ...shares.flatMap((x) => [x.tag, x.path])].some((v) => /[,\s]/.test(v))) {
+    throw new RangeError('the agent socket path, port name and shares may not hold commas or spaces');
+  }
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', ...(o.tscKhz ? [`tsc_early_khz=${o.tscKhz}`] : [])];
   return [
     '-M', 'microvm', '-accel', o.accel, ...(o.accel === 'kvm' ? ['-cpu', 'host'] : []),
@@ -59,5 +64,8 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${o.agentSocket},server=on,wait=off`,
     '-device', `virtserialport,chardev=agent,name=${o.portName}`,
+    ...shares.flatMap((x, i) => [
+      '-fsdev', `local,id=fs${i},path=${x.path},security_model=none`, '-device', `virtio-9p-device,fsdev=fs${i},mount_tag=${x.tag}`,
+    ]),
   ];
 }
