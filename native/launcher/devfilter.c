@@ -70,9 +70,10 @@ static void build(const struct plan *p)
 	emit(LDX_W(BPF_REG_5, BPF_REG_1, 8));
 	for (size_t i = 0; i < p->ndevexs; i++) {
 		const struct pdevex *e = &p->devexs[i];
-		/* the block's tests, each jumping to the block's end: count them first */
+		/* the block's length: its tests (type, access, major, minor), each jumping past the block when it
+		 * fails, the mov and and that compute the access test's operand, and r0 = ...; exit */
 		int tests = (e->type != 'a') + 1 + e->has_major + e->has_minor;
-		int left = tests * 1 + 1 /* the AND's mov */ + 1 /* and */ + 2 /* r0 = ..; exit */;
+		int left = tests + 2 + 2;
 		int acc = access_bits(e->access);
 		/* the offset of a jump is counted from the next instruction to the end of the block */
 		size_t end = nprog + (size_t)left;

@@ -9,7 +9,6 @@
 import type { OciDeviceRule } from '../plugins/native/oci.js';
 import { InvalidArgumentError } from '../plugins/api/errors.js';
 
-
 /** A device node of linux.devices, allowed in the container as runc allows it. */
 export interface DeviceNode { type: string; major: number; minor: number }
 

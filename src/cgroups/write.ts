@@ -17,18 +17,19 @@
 // Errors: a resource the host cannot apply (its controller is not mounted, its file is missing, the
 // kernel refuses the value) is a RuntimeError naming the file and the value, since the container would
 // otherwise run without a limit its spec asked for. A spec the host can never satisfy in this layout
-// (linux.resources.unified on v1, device rules on v2) is refused by field.
+// (linux.resources.unified on v1; device rules in an update on v2, where they are an eBPF program the
+// launcher attached at create, src/cgroups/devices.ts) is refused by field.
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { InvalidArgumentError, RuntimeError, UnimplementedError } from '../plugins/api/errors.js';
 import type { OciResources, OciThrottle } from '../plugins/native/oci.js';
 import { deviceFilter, deviceWrites, type DeviceFilter, type DeviceNode } from './devices.js';
-
-export type { DeviceFilter, DeviceNode } from './devices.js';
 import type { CgroupMountSource } from '../plugins/native/plan.js';
 import { cgroupMode, type CgroupMode } from './mode.js';
 import { parseCgroupMounts, type CgroupMount } from './paths.js';
+
+export type { DeviceFilter, DeviceNode } from './devices.js';
 
 export interface V1Hierarchy {
   /** The controllers of the hierarchy ("cpu"; "cpu,cpuacct" co-mounted; "name=systemd"). */
