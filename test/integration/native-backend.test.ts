@@ -7,7 +7,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  AWAIT_TTY_SIZE, CMD_MS, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, ctrInTerminal, mountsUnder, processesWithCwdUnder,
+  AWAIT_TTY_SIZE, CMD_MS, DEFAULT_SHIM_DIR, RUNC_V2, TSRT_V2, WAIT_MS, containerdForFile, ctrInTerminal, mountsUnder, processesWithCwdUnder,
   taskStatus, tsrtDaemonDir, uniqueId, waitFor, type Containerd,
 } from './harness.js';
 
@@ -245,6 +245,18 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
     assert.match(seen['runc-v2']!.stdout, /^unshare-denied$/m);
     assert.match(seen['runc-v2']!.stdout, /Operation not permitted$/m);
     assert.equal(seen['runc-v2']!.code, 4);
+  });
+
+  test('--seccomp: a syscall newer than every one the profile names gets ENOSYS (a libc falls back), an unnamed older one the default action', async () => {
+    const helper = join(DEFAULT_SHIM_DIR, 'tests', 'tsrt-test-syscall');
+    // 39 getpid (allowed), 169 reboot (the profile denies it), 400 (a gap below the profile's newest; 335 traps on this kind of host), 1000 (past them all)
+    const seen = await threeWays('nat-enosys', async (col, id) => {
+      const r = await need().ctr(['run', '--rm', '--seccomp', '--mount', `type=bind,src=${helper},dst=/tsrt-test-syscall,options=rbind:ro`,
+        ...col.rt, suite.image(), id, '/tsrt-test-syscall', '39', '169', '400', '1000'], { timeoutMs: CMD_MS });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    });
+    same(seen);
+    assert.deepEqual(seen['runc-v2'], { code: 0, stdout: '39 ok\n169 EPERM\n400 EPERM\n1000 ENOSYS\n', stderr: '' });
   });
 
   test('an exec into a container run with --seccomp is filtered by the same profile', async () => {
