@@ -27,7 +27,12 @@ export function parseHello(fields: string[]): MonitorHello {
   return { monitorId, pid: Number(pid), bundle, namespace, containerId, address };
 }
 
-interface Pending { resolve: (values: string[]) => void; reject: (e: Error) => void }
+interface Pending {
+  resolve: (values: string[]) => void;
+  reject: (e: Error) => void;
+  /** Run on the reply before the frames after it are handled (the promise settles only later). */
+  onReply?: (values: string[]) => void;
+}
 
 export class MonitorLink {
   private socket: net.Socket | null = null;
@@ -108,26 +113,34 @@ export class MonitorLink {
       const p = this.pending.get(seq);
       if (!p) return;
       this.pending.delete(seq);
-      if (kind === 'ok') p.resolve(fields.slice(2));
+      if (kind === 'ok') {
+        p.onReply?.(fields.slice(2));
+        p.resolve(fields.slice(2));
+      }
       else p.reject(new MonitorRequestError(Number(b), c ?? 'monitor request failed'));
     }
   }
 
-  private async request(op: string, args: (string | number)[]): Promise<string[]> {
+  private async request(op: string, args: (string | number)[], onReply?: (values: string[]) => void): Promise<string[]> {
     await this.ready();
     const seq = ++this.seq;
     const frame = encodeControlFrame([op, seq, ...args]);
     return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
+      this.pending.set(seq, { resolve, reject, onReply });
       this.socket!.write(frame);
     });
   }
 
-  async spawn(req: SpawnRequest): Promise<number> {
+  /**
+   * Spawns a process; `onPid` runs with its pid as soon as the reply is read, before the frames after it:
+   * the process's own `reaped` may come in the same read (a short-lived process, a busy event loop), and
+   * whatever drops stale exits of an earlier process with that pid must do so before that one arrives.
+   */
+  async spawn(req: SpawnRequest, onPid?: (pid: number) => void): Promise<number> {
     const env = req.env ?? [];
     const [pid] = await this.request('spawn', [
       req.ioKey, req.cwd, req.stdin, req.stdout, req.stderr, req.argv.length, ...req.argv, env.length, ...env,
-    ]);
+    ], onPid && ((values) => onPid(Number(values[0]))));
     return Number(pid);
   }
   async closeIo(ioKey: string): Promise<void> { await this.request('closeio', [ioKey]); }

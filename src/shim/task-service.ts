@@ -196,7 +196,8 @@ export class TaskService {
       group: { id: link.hello.containerId, namespace: link.hello.namespace },
       log: this.deps.log,
       host: {
-        spawn: async (s) => { const pid = await link.spawn(s); router.forget(pid); return pid; },
+        // a pid the monitor hands out again drops an old exit recorded for it, before the new process's own
+        spawn: (s) => link.spawn(s, (pid) => router.forget(pid)),
         waitExit: (pid) => router.wait(pid),
         console: (key, stdin, stdout) => link.console(key, stdin, stdout),
         consoleWait: (key, ms) => link.consoleWait(key, ms),
