@@ -30,3 +30,29 @@ test('records are saved, replaced, removed, and saved again after their director
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a save interrupted between its unlink and its rename is loaded from the new file, and finished', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrt-store-'));
+  const dir = path.join(root, 'state');
+  try {
+    const store = new StateStore(dir);
+    store.save(record('a'));
+    store.save(record('b'));
+    // b's next save got as far as the unlink
+    const b = path.join(dir, 'ns', 'b.json');
+    fs.writeFileSync(`${b}.tmp`, JSON.stringify({ ...record('b'), bundle: '/b/new' }));
+    fs.unlinkSync(b);
+    // a stale .tmp next to a complete record (a save interrupted while writing) is not read
+    fs.writeFileSync(path.join(dir, 'ns', 'a.json.tmp'), '{"id":');
+    const loaded = new StateStore(dir).load(() => assert.fail('unreadable'));
+    assert.deepEqual(loaded.map((r) => `${r.id} ${r.bundle}`).sort(), ['a /b/a', 'b /b/new']);
+    assert.equal(fs.existsSync(b), true);
+    assert.equal(fs.existsSync(`${b}.tmp`), false);
+    // remove takes a left-over .tmp too, so that it cannot bring the container back
+    store.remove('ns', 'a');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'ns')), ['b.json']);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
