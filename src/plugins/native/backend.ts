@@ -108,6 +108,15 @@ function launchWarnings(errfile: string, log: Logger): void {
   for (const l of text.split('\n')) if (l.includes('warning:')) log.warn({ launcher: l }, 'native launcher warning');
 }
 
+/** Removes a file of the bundle, if it is there: one unlink (fs.rmSync stats it first). */
+function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
 function readPid(file: string, op: string): number {
   const pid = Number(fs.readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`OCI runtime ${op}: bad pid file ${file}`);
@@ -189,7 +198,7 @@ export function createNativeBackend(init: BackendInit): Backend {
   async function launch(op: 'create' | 'exec', c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
     plan: string, f: { plan: string; err: string; pid: string }, terminal: boolean): Promise<number> {
     fs.writeFileSync(f.plan, plan, { mode: 0o600 });
-    fs.rmSync(f.err, { force: true });
+    removeFile(f.err);
     const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [launcherPath(), op, f.plan] });
     const exit = await host.waitExit(pid);
     if (exit.status !== 0) throw launchError(op, f.err, exit.status);
@@ -231,7 +240,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         consoleSocket, noPivotRoot: req.config.noPivotRoot, host: hostFacts,
       });
       for (const w of plan.warnings) req.log.warn({}, w);
-      fs.rmSync(f.fifo, { force: true });
+      removeFile(f.fifo);
       const pid = await launch('create', c, req.ioKey, io, plan.text, f, req.stdio.terminal);
       c.initPid = pid;
       watchExit(req.id, '', pid);
@@ -288,7 +297,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         watchExit(req.id, req.execId, pid);
         return { pid };
       } finally {
-        fs.rmSync(f.plan, { force: true });
+        removeFile(f.plan);
       }
     },
 
@@ -297,7 +306,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       if (!c) return;
       c.execPids.delete(execId);
       const f = execFiles(c.bundle, execId);
-      for (const file of [f.plan, f.err, f.pid]) fs.rmSync(file, { force: true });
+      for (const file of [f.plan, f.err, f.pid]) removeFile(file);
     },
 
     async signal(id, execId, signal, all) {
@@ -332,7 +341,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       }
       await c.rootfs.unmount();
       const f = files(c.bundle);
-      for (const file of [f.plan, f.err, f.fifo]) fs.rmSync(file, { force: true });
+      for (const file of [f.plan, f.err, f.fifo]) removeFile(file);
       containers.delete(id);
     },
 
