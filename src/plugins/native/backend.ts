@@ -8,7 +8,6 @@
 // Update, Pids and Delete act on the cgroups and pids directly (no runtime binary at all), and an exec is
 // one launcher exec that joins the init's namespaces (no `runc exec`).
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -24,6 +23,7 @@ import {
   cgroupJoinDirs, cgroupMountSources, createCgroup, cgroupDirsFor, cgroupPids, freeze, killAll, remove, resolveCgroupsPath, thaw,
   update as updateCgroup, type CgroupDirs, type DeviceNode,
 } from '../../cgroups/write.js';
+import { releaseInit } from './exec-fifo.js';
 import { createPlan, execPlan, type PlanHost } from './plan.js';
 import type { OciProcess, OciResources, OciSpec } from './oci.js';
 
@@ -121,36 +121,6 @@ function readPid(file: string, op: string): number {
   const pid = Number(fs.readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`OCI runtime ${op}: bad pid file ${file}`);
   return pid;
-}
-
-/**
- * Releases the init blocked on the exec FIFO: a non-blocking open for reading completes its blocked open
- * for writing, and the byte it writes says it goes on to execve. No thread ever blocks on the FIFO. An
- * init that has died meanwhile never writes, and a FIFO that never had a writer reports no end-of-file
- * either, so its exit (`exited`) ends the wait.
- */
-function releaseInit(fifo: string, exited: Promise<Exit>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let fd: number;
-    try {
-      fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    } catch (e) {
-      reject(new RuntimeError(`cannot open the exec FIFO ${fifo}: ${(e as Error).message}`));
-      return;
-    }
-    const pipe = new net.Socket({ fd, readable: true, writable: false });
-    let done = false;
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      pipe.destroy();
-      if (err) reject(err); else resolve();
-    };
-    pipe.on('data', () => finish());
-    pipe.on('end', () => finish(new RuntimeError('container init exited before it was started')));
-    exited.then((e) => finish(new RuntimeError(`container init exited with status ${e.status} before it was started`)), () => undefined);
-    pipe.on('error', (e) => finish(new RuntimeError(`exec FIFO ${fifo}: ${e.message}`)));
-  });
 }
 
 /**
