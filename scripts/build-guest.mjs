@@ -5,8 +5,8 @@
 //                    microvm boots the ELF directly (PVH), which under TCG saves the seconds the kernel's
 //                    own xz decompressor would take
 //   initramfs.cpio.gz  /init = tsrt-agent (native/agent, static), /lib/tsrt/tsrt-launch (the native
-//                    backend's launcher, static: it sets containers up inside the guest as it does on a
-//                    host), the modules the guest needs (virtio mmio and console, 9p and virtiofs, overlay)
+//                    backend's launcher, a static PIE: it sets containers up inside the guest as it does on
+//                    a host), the modules the guest needs (virtio mmio and console, 9p and virtiofs, overlay)
 //                    and their dependencies, and /lib/tsrt/modules, the load order (dependencies first)
 //   manifest.json    the kernel package, its release, the modules
 //
@@ -128,7 +128,7 @@ function cpio(entries) {
 function main() {
   const out = resolve(arg('--out', join(ROOT, 'native', 'build', 'guest')));
   const agent = resolve(arg('--agent', join(ROOT, 'native', 'build', 'tsrt-agent')));
-  const launcher = resolve(arg('--launcher', join(ROOT, 'native', 'build', 'tsrt-launch-static')));
+  const launcher = resolve(arg('--launcher', join(ROOT, 'native', 'build', 'tsrt-launch')));
   for (const f of [agent, launcher]) if (!existsSync(f)) throw new Error(`${f} is missing: run make -C native first`);
   const pkg = kernelPackage();
   const tree = fetchKernel(pkg);

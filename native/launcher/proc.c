@@ -136,13 +136,15 @@ static int cap_known(int cap)
 	return prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0) >= 0;
 }
 
+/* Drops what mask leaves out, one PR_CAPBSET_READ per capability: it says whether the capability is in
+ * the set, or EINVAL beyond the last one this kernel knows. */
 static int caps_bounding(uint64_t mask)
 {
-	for (int cap = 0; cap < 64 && cap_known(cap); cap++) {
-		if (mask & (1ULL << cap))
-			continue;
-		if (prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0) == 1 &&
-		    prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) < 0)
+	for (int cap = 0; cap < 64; cap++) {
+		int in = prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0);
+		if (in < 0)
+			break;
+		if (in == 1 && !(mask & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) < 0)
 			return fail("caps", errno, "drop %d from the bounding set", cap);
 	}
 	return 0;
@@ -167,10 +169,15 @@ static int caps_ambient(uint64_t mask)
 {
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
 		return fail("caps", errno, "clear the ambient set");
-	for (int cap = 0; cap < 64 && cap_known(cap); cap++)
-		if ((mask & (1ULL << cap)) &&
-		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)cap, 0, 0) < 0)
+	/* only the capabilities asked for are looked at; the known ones are numbered without a gap */
+	for (int cap = 0; cap < 64; cap++) {
+		if (!(mask & (1ULL << cap)))
+			continue;
+		if (!cap_known(cap))
+			break;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)cap, 0, 0) < 0)
 			return fail("caps", errno, "raise %d in the ambient set", cap);
+	}
 	return 0;
 }
 

@@ -458,7 +458,9 @@ export class TaskService {
         p.pid = pid;
         p.spec = null;
         p.status = 'running';
-        this.persist(c);
+        // A short-lived exec (a probe's) has often exited by now: its exit, observed in `finally` below in
+        // this same tick, writes the record anyway, so it is written once, not twice in a row.
+        if (!p.pendingExit) this.persist(c);
         this.deps.events.publish(c.namespace, '/tasks/exec-started', containerd.events.TaskExecStarted.encode({
           containerId: c.id, execId: p.execId, pid,
         }).finish());
@@ -588,8 +590,11 @@ export class TaskService {
   private async deleteExec(c: Container, p: ShimProcess): Promise<Uint8Array> {
     p.status = 'deleted';
     c.execs.delete(p.execId);
-    await this.deps.link.release(p.ioKey).catch(() => undefined);
-    await c.backend.deleteExec(c.id, p.execId).catch(() => undefined);
+    // the monitor closes the stdio while the backend drops its files
+    await Promise.all([
+      this.deps.link.release(p.ioKey).catch(() => undefined),
+      c.backend.deleteExec(c.id, p.execId).catch(() => undefined),
+    ]);
     this.persist(c);
     return task.DeleteResponse.encode({ pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) }).finish();
   }

@@ -8,7 +8,6 @@
 // Update, Pids and Delete act on the cgroups and pids directly (no runtime binary at all), and an exec is
 // one launcher exec that joins the init's namespaces (no `runc exec`).
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -24,6 +23,7 @@ import {
   cgroupJoinDirs, cgroupMountSources, createCgroup, cgroupDirsFor, cgroupPids, freeze, killAll, remove, resolveCgroupsPath, thaw,
   update as updateCgroup, type CgroupDirs, type DeviceNode,
 } from '../../cgroups/write.js';
+import { releaseInit } from './exec-fifo.js';
 import { createPlan, execPlan, type PlanHost } from './plan.js';
 import type { OciProcess, OciResources, OciSpec } from './oci.js';
 
@@ -111,49 +111,19 @@ function launchWarnings(errfile: string, log: Logger): void {
 /** The container's own session keyring, named as runc names it; none with the NoNewKeyring option. */
 const sessionKeyring = (id: string, config: { noNewKeyring: boolean }): string | undefined => (config.noNewKeyring ? undefined : `_ses.${id}`);
 
+/** Removes a file of the bundle, if it is there: one unlink (fs.rmSync stats it first). */
+function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
 function readPid(file: string, op: string): number {
   const pid = Number(fs.readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`OCI runtime ${op}: bad pid file ${file}`);
   return pid;
-}
-
-/**
- * Releases the init blocked on the exec FIFO: a non-blocking open for reading completes its blocked open
- * for writing, and the byte it writes says it goes on to execve. No thread ever blocks on the FIFO. An
- * init that has died meanwhile never writes, and a FIFO that never had a writer reports no end-of-file
- * either, so its exit (`exited`) ends the wait, unless the byte is there: then it died after the release.
- */
-function releaseInit(fifo: string, exited: Promise<Exit>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let fd: number;
-    try {
-      fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    } catch (e) {
-      reject(new RuntimeError(`cannot open the exec FIFO ${fifo}: ${(e as Error).message}`));
-      return;
-    }
-    const pipe = new net.Socket({ fd, readable: true, writable: false });
-    let done = false;
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      pipe.destroy();
-      if (err) reject(err); else resolve();
-    };
-    pipe.on('data', () => finish());
-    pipe.on('end', () => finish(new RuntimeError('container init exited before it was started')));
-    // The exit and the byte can arrive in either order when the program is quick (`exit 3` right away): an
-    // exit whose byte is still unread in the FIFO came after the release.
-    exited.then((e) => {
-      if (done) return;
-      let released = false;
-      try {
-        released = fs.readSync(fd, Buffer.alloc(1)) === 1;
-      } catch { /* EAGAIN: nothing was written */ }
-      finish(released ? undefined : new RuntimeError(`container init exited with status ${e.status} before it was started`));
-    }, () => undefined);
-    pipe.on('error', (e) => finish(new RuntimeError(`exec FIFO ${fifo}: ${e.message}`)));
-  });
 }
 
 /**
@@ -201,7 +171,7 @@ export function createNativeBackend(init: BackendInit): Backend {
   async function launch(op: 'create' | 'exec', c: NativeContainer, ioKey: string, io: { stdin: string; stdout: string; stderr: string },
     plan: string, f: { plan: string; err: string; pid: string }, terminal: boolean): Promise<number> {
     fs.writeFileSync(f.plan, plan, { mode: 0o600 });
-    fs.rmSync(f.err, { force: true });
+    removeFile(f.err);
     const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [launcherPath(), op, f.plan] });
     const exit = await host.waitExit(pid);
     if (exit.status !== 0) throw launchError(op, f.err, exit.status);
@@ -244,7 +214,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         consoleSocket, noPivotRoot: req.config.noPivotRoot, sessionKeyring: sessionKeyring(req.id, req.config), host: hostFacts,
       });
       for (const w of plan.warnings) req.log.warn({}, w);
-      fs.rmSync(f.fifo, { force: true });
+      removeFile(f.fifo);
       const pid = await launch('create', c, req.ioKey, io, plan.text, f, req.stdio.terminal);
       c.initPid = pid;
       watchExit(req.id, '', pid);
@@ -301,7 +271,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         watchExit(req.id, req.execId, pid);
         return { pid };
       } finally {
-        fs.rmSync(f.plan, { force: true });
+        removeFile(f.plan);
       }
     },
 
@@ -310,7 +280,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       if (!c) return;
       c.execPids.delete(execId);
       const f = execFiles(c.bundle, execId);
-      for (const file of [f.plan, f.err, f.pid]) fs.rmSync(file, { force: true });
+      for (const file of [f.plan, f.err, f.pid]) removeFile(file);
     },
 
     async signal(id, execId, signal, all) {
@@ -345,7 +315,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       }
       await c.rootfs.unmount();
       const f = files(c.bundle);
-      for (const file of [f.plan, f.err, f.fifo]) fs.rmSync(file, { force: true });
+      for (const file of [f.plan, f.err, f.fifo]) removeFile(file);
       containers.delete(id);
     },
 

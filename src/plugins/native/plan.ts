@@ -23,11 +23,14 @@ import type { CapabilitySet, OciIdMapping, OciMount, OciProcess, OciSpec } from 
 
 /** Bytes a field may hold as they are (docs/native-launcher.md, Format); the rest is written %XX. */
 const PLAIN = /^[A-Za-z0-9._/=,:@+-]$/;
+/** A field of plain bytes only, written as it is: most are (paths, names, numbers, syscall names). */
+const ALL_PLAIN = /^[A-Za-z0-9._/=,:@+-]+$/;
 
 /** Percent-encodes one field; the empty string is `-`, a field that is just `-` is `%2D`. */
 export function encodeField(value: string): string {
   if (value === '') return '-';
   if (value === '-') return '%2D';
+  if (ALL_PLAIN.test(value)) return value;
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
     const ch = String.fromCharCode(byte);
