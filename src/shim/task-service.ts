@@ -373,13 +373,15 @@ export class TaskService {
 
   private async create(req: containerd.task.v2.CreateTaskRequest, ctx: RequestContext): Promise<Uint8Array> {
     const id = req.id;
+    // the id and the bundle name files and directories: checked before any path is made of them
+    if (!CONTAINER_ID.test(id)) throw new InvalidArgumentError(`invalid container id ${JSON.stringify(id)}`);
+    if (!path.isAbsolute(req.bundle) || req.bundle.includes('\0')) throw new InvalidArgumentError(`bundle ${JSON.stringify(req.bundle)} is not an absolute path`);
     if (this.containers.has(id)) throw new RuntimeError(`container ${id}: already exists`);
     if (req.checkpoint) throw new UnimplementedError('restoring from a checkpoint is not supported by tsrt: it has no CRIU support yet');
     const namespace = this.namespaceOf(ctx);
     const ignored: Array<[string, Record<string, unknown>]> = [];
     const config = configFromOptions(req.options, (msg, fields) => { ignored.push([msg, fields]); });
-    const spec = JSON.parse(await fs.readFile(path.join(req.bundle, 'config.json'), 'utf8')) as
-      { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
+    const spec = await readBundleSpec(req.bundle);
     const backendName = spec.annotations?.[BACKEND_ANNOTATION] ?? config.backend;
     const processStdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     stdioFor(processStdio); // a bad stdio request fails before anything is set up
@@ -737,6 +739,31 @@ export class TaskService {
       throw e;
     }
   }
+}
+
+/** containerd's own rule for ids (identifiers.Validate): alphanumeric runs joined by one of `._-`, at most 76. */
+export const CONTAINER_ID = /^(?=.{1,76}$)[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+
+type BundleSpec = { annotations?: Record<string, string>; linux?: { namespaces?: Array<{ type?: string; path?: string }> } };
+
+/** The bundle's config.json: NotFound without one, InvalidArgument when it is not a JSON object. */
+async function readBundleSpec(bundle: string): Promise<BundleSpec> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(bundle, 'config.json'), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`bundle ${bundle} has no config.json`);
+    throw new RuntimeError(`cannot read ${path.join(bundle, 'config.json')}: ${(e as Error).message}`);
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`${path.join(bundle, 'config.json')} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidArgumentError(`${path.join(bundle, 'config.json')} must hold a JSON object`);
+  return spec as BundleSpec;
 }
 
 /** The Task requests whose field 2 is the exec id (in the others it is the bundle, a path, resources, ...). */

@@ -368,8 +368,8 @@ export interface MessageEncoder<T> {
 }
 
 /**
- * Wraps a typed function as a Handler: decodes the request (a payload that fails to decode is
- * answered with Internal, like Go's ttrpc), encodes the response.
+ * Wraps a typed function as a Handler: decodes the request (a payload that fails to decode is the
+ * client's error and is answered with InvalidArgument; Go's ttrpc says Internal), encodes the response.
  *
  *   server.register('containerd.task.v2.Task', {
  *     Connect: unary(task.ConnectRequest, task.ConnectResponse, async (req) => ({ shimPid: 1 })),
@@ -385,7 +385,7 @@ export function unary<Req, Res>(
     try {
       req = request.decode(payload);
     } catch (err) {
-      throw new StatusError(Code.Internal, `failed to decode ${ctx.method} request: ${errorMessage(err)}`);
+      throw new StatusError(Code.InvalidArgument, `failed to decode ${ctx.method} request: ${errorMessage(err)}`);
     }
     const res = await fn(req, ctx);
     return response.encode(res).finish();

@@ -400,6 +400,24 @@ test('state machine errors carry runc-v2 codes', async () => {
   t.cleanup();
 });
 
+test('bad input to Create: ids, bundle paths and config.json are checked before anything is made, with InvalidArgument or NotFound', async () => {
+  const t = setup();
+  for (const id of ['', '../x', 'a/b', 'x\0y', '-lead', 'a..b', 'a'.repeat(77)]) {
+    await assert.rejects(t.rpc.create(id), (e: unknown) => code(Code.InvalidArgument)(e) && /invalid container id/.test((e as Error).message), JSON.stringify(id));
+  }
+  await assert.rejects(t.rpc.create('c1', { bundle: 'relative/dir' }), (e: unknown) => code(Code.InvalidArgument)(e) && /not an absolute path/.test((e as Error).message));
+  await assert.rejects(t.rpc.create('c1', { bundle: path.join(t.bundle, 'missing') }), (e: unknown) => code(Code.NotFound)(e) && /has no config\.json/.test((e as Error).message));
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), '{not json');
+  await assert.rejects(t.rpc.create('c1'), code(Code.InvalidArgument));
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), '[1]');
+  await assert.rejects(t.rpc.create('c1'), (e: unknown) => code(Code.InvalidArgument)(e) && /must hold a JSON object/.test((e as Error).message));
+  assert.deepEqual(t.topics, [], 'nothing was created');
+  // the longest id containerd allows is fine
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), JSON.stringify({ process: { args: ['true'] } }));
+  await t.rpc.create(`a${'b'.repeat(74)}c`);
+  t.cleanup();
+});
+
 test('Pids marks exec processes with ProcessDetails', async () => {
   const t = setup();
   await t.rpc.create('c1');

@@ -666,7 +666,7 @@ test('client connect failures', async () => {
   assert.equal((e.cause as NodeJS.ErrnoException).code, 'ENOENT');
 });
 
-test('unary(): typed handlers; undecodable payload -> Internal', async () => {
+test('unary(): typed handlers; undecodable payload -> InvalidArgument', async () => {
   const h = await start({
     Typed: unary(ttrpc.KeyValue, ttrpc.KeyValue, async (req) => ({ key: req.value, value: req.key })),
   });
@@ -675,7 +675,8 @@ test('unary(): typed handlers; undecodable payload -> Internal', async () => {
     const out = ttrpc.KeyValue.decode(await client.call(SERVICE, 'Typed', ttrpc.KeyValue.encode({ key: 'a', value: 'b' }).finish()));
     assert.deepEqual([out.key, out.value], ['b', 'a']);
     const e = await rejection(client.call(SERVICE, 'Typed', new Uint8Array([0x0a, 0x05])));
-    assert.equal(e.code, Code.Internal);
+    assert.equal(e.code, Code.InvalidArgument);
+    assert.match(e.message, /failed to decode Typed request/);
   } finally {
     client.close();
     await h.stop();
