@@ -308,7 +308,7 @@ static void do_spawn(int port, const char *seq, char **f, size_t n)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		int null = open("/dev/null", O_RDWR);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC); /* dup2 clears the flag on 0 and 1 */
 		if (null >= 0) {
 			dup2(null, 0);
 			dup2(null, 1);
