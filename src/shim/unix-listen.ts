@@ -52,9 +52,23 @@ async function publish(tmp: string, sockPath: string): Promise<void> {
       // Only a dead socket is replaced: the path may come from a configuration file, and a typo must
       // not remove a file or directory that happens to be there.
       if (!isSocket(sockPath)) throw new Error(`${sockPath} exists and is not a socket`);
+      const dead = fileId(sockPath);
       if (await canConnect(sockPath)) throw new SocketInUse(sockPath);
-      fs.rmSync(sockPath, { force: true });
+      // Only the file found dead is removed: another process that found it dead too (monitors starting
+      // daemons after a crash) may have published its live socket meanwhile, and removing that would leave
+      // two listeners, one of them unreachable. Then the next round finds the live one.
+      const now = fileId(sockPath);
+      if (dead && now && dead.dev === now.dev && dead.ino === now.ino) fs.rmSync(sockPath, { force: true });
     }
+  }
+}
+
+function fileId(p: string): { dev: number; ino: number } | null {
+  try {
+    const st = fs.lstatSync(p);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
   }
 }
 
