@@ -3,8 +3,11 @@
 // plain listen() fails on a stale socket file left by a crashed process. So the server listens on a
 // private temporary name and the socket is published under its real name with link(2), which fails
 // instead of replacing: a live listener keeps its name, a dead one's file is replaced.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Another process answers on the path. */
 export class SocketInUse extends Error {
@@ -49,17 +52,51 @@ async function publish(tmp: string, sockPath: string): Promise<void> {
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      // Only a dead socket is replaced: the path may come from a configuration file, and a typo must
-      // not remove a file or directory that happens to be there.
-      if (!isSocket(sockPath)) throw new Error(`${sockPath} exists and is not a socket`);
-      const dead = fileId(sockPath);
-      if (await canConnect(sockPath)) throw new SocketInUse(sockPath);
-      // Only the file found dead is removed: another process that found it dead too (monitors starting
-      // daemons after a crash) may have published its live socket meanwhile, and removing that would leave
-      // two listeners, one of them unreachable. Then the next round finds the live one.
-      const now = fileId(sockPath);
-      if (dead && now && dead.dev === now.dev && dead.ino === now.ino) fs.rmSync(sockPath, { force: true });
     }
+    // Only a dead socket is replaced: the path may come from a configuration file, and a typo must
+    // not remove a file or directory that happens to be there.
+    if (!isSocket(sockPath)) throw new Error(`${sockPath} exists and is not a socket`);
+    if (await canConnect(sockPath)) throw new SocketInUse(sockPath);
+    // Several processes may find the same dead socket (monitors starting daemons after a crash). Were
+    // each to remove it, one could remove the live socket another had just published, and both would
+    // believe they listen there. So removing happens under a lock, after the liveness check is made
+    // again: only a lock holder removes, and while the name exists nobody else can link there.
+    await underLock(sockPath, async () => {
+      const dead = fileId(sockPath);
+      if (!dead || !isSocket(sockPath) || await canConnect(sockPath)) return; // the next round decides
+      const now = fileId(sockPath);
+      if (now && dead.dev === now.dev && dead.ino === now.ino) fs.rmSync(sockPath, { force: true });
+    });
+  }
+}
+
+/**
+ * Runs `fn` holding a lock on `sockPath` across processes: a listener on an abstract unix socket named
+ * after the path, which the kernel drops when its process dies, so a crash never leaves the lock held.
+ */
+async function underLock(sockPath: string, fn: () => Promise<void>): Promise<void> {
+  const name = `\0tsrt-publish-${createHash('sha256').update(path.resolve(sockPath)).digest('hex').slice(0, 40)}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const lock = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        lock.once('error', reject);
+        lock.listen(name, () => { lock.off('error', reject); resolve(); });
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) {
+        throw new Error(`cannot lock ${sockPath} to replace its dead socket: ${(e as Error).message}`);
+      }
+      await sleep(5); // a holder keeps it for one connect attempt; poll until it lets go
+      continue;
+    }
+    try {
+      await fn();
+    } finally {
+      lock.close();
+    }
+    return;
   }
 }
 
