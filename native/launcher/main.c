@@ -235,7 +235,8 @@ static int do_create(const struct plan *p)
 
 static int do_exec(const struct plan *p)
 {
-	if (prepare_host(p) < 0 || cgroups_join(p) < 0)
+	int cgfd = exec_cgroup_fd(p); /* >= 0: the child is cloned into it, the launcher stays where it is */
+	if (prepare_host(p) < 0 || (cgfd < 0 && cgroups_join(p) < 0))
 		report_and_exit();
 	if (p->has_oomscore && ns_oomscore(proc_fd, 0, p->oomscore) < 0)
 		report_and_exit();
@@ -249,13 +250,17 @@ static int do_exec(const struct plan *p)
 		fail("launcher", errno, "pipe");
 		report_and_exit();
 	}
-	pid_t pid = fork(); /* the joined pid namespace applies to children only */
+	/* the joined pid namespace applies to children only */
+	pid_t pid = cgfd >= 0 ? exec_clone(cgfd) : fork();
 	if (pid < 0) {
-		fail("launcher", errno, "fork");
+		if (cgfd < 0)
+			fail("launcher", errno, "fork");
 		report_and_exit();
 	}
 	if (pid == 0) {
 		close(pp[0]);
+		if (cgfd >= 0)
+			close(cgfd);
 		int code = 1;
 		if ((console_fd < 0 || console_setup(console_fd) == 0) && proc_setup(p) == 0) {
 			proc_exec(p);
@@ -266,6 +271,8 @@ static int do_exec(const struct plan *p)
 		_exit(code);
 	}
 	close(pp[1]);
+	if (cgfd >= 0)
+		close(cgfd);
 	if (console_fd >= 0)
 		close(console_fd);
 	char msg[ERR_MAX];

@@ -10,7 +10,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <linux/sched.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -56,6 +60,44 @@ int cgroups_join(const struct plan *p)
 			return fail("cgroup", errno, "%s", path);
 	}
 	return 0;
+}
+
+int exec_cgroup_fd(const struct plan *p)
+{
+	if (p->cgroups.n != 1)
+		return -1;
+	int fd = open(p->cgroups.v[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1; /* cgroups_join names the error */
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+pid_t exec_clone(int cgfd)
+{
+	struct clone_args a;
+	memset(&a, 0, sizeof a);
+	a.flags = CLONE_INTO_CGROUP;
+	a.exit_signal = SIGCHLD;
+	a.cgroup = (uint64_t)cgfd;
+	long r = syscall(SYS_clone3, &a, sizeof a);
+	if (r >= 0)
+		return (pid_t)r;
+	if (errno != ENOSYS && errno != E2BIG)
+		return fail("cgroup", errno, "clone into the cgroup");
+	/* a kernel before 5.7: join through the fd (the mount namespace may be the container's by now) */
+	char pid[24];
+	int n = snprintf(pid, sizeof pid, "%d", (int)getpid());
+	if (write_file_at(cgfd, "cgroup.procs", pid, (size_t)n) < 0)
+		return fail("cgroup", errno, "cgroup.procs");
+	pid_t child = fork();
+	if (child < 0)
+		return fail("launcher", errno, "fork");
+	return child;
 }
 
 int ns_open(const struct plan *p, int fds[NS_COUNT])

@@ -10,6 +10,17 @@
 /* Writes our pid to <dir>/cgroup.procs of every `cgroup` step. */
 int cgroups_join(const struct plan *p);
 
+/* The exec's cgroup as a directory fd, when the plan names exactly one cgroup and it is on a cgroup2
+ * mount (a unified host), else -1: its process is then cloned straight into it (exec_clone), which spares
+ * the write to cgroup.procs. That write waits for an RCU grace period (about 5 ms here) on a kernel that
+ * does not favour dynamic cgroup changes; a clone into a cgroup does not. */
+int exec_cgroup_fd(const struct plan *p);
+
+/* A fork whose child starts in cgroup cgfd (clone3 CLONE_INTO_CGROUP); where the kernel lacks that, our
+ * own move there through the fd, then a fork. Returns 0 in the child, its pid in the parent, -1 (err_line
+ * set). */
+pid_t exec_clone(int cgfd);
+
 /* Opens every joined namespace (fds[t] = -1 for the others); done before any setns, while the paths
  * still resolve in the launcher's own mount namespace. */
 int ns_open(const struct plan *p, int fds[NS_COUNT]);

@@ -159,6 +159,25 @@ describe('cgroup v2 (unified) paths, runc-v2 vs tsrt', { timeout: 300_000 }, () 
     }
   });
 
+  test('exec: the process starts in the container\'s cgroup (the native launcher clones it there)', async () => {
+    const c = suite.containerd();
+    const seen = [];
+    for (const { rt } of COLUMNS) {
+      const id = uniqueId('v2-exec');
+      try {
+        await c.ctrOk(['run', '-d', '--cpu-shares', '0', ...rt, suite.image(), id, 'sleep', '1000']);
+        await waitFor(async () => (await taskStatus(c, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+        const r = await c.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c',
+          'grep ^0:: /proc/self/cgroup; grep ^0:: /proc/1/cgroup; exit 3'], { timeoutMs: 60_000 });
+        seen.push({ code: r.code, stdout: r.stdout.split(id).join('<id>'), stderr: r.stderr });
+      } finally {
+        await removeContainer(c, id);
+      }
+    }
+    assert.deepEqual(seen[0], { code: 3, stdout: '0::/tsrt-v2/<id>\n0::/tsrt-v2/<id>\n', stderr: '' }, 'reference (runc-v2)');
+    assert.deepEqual(seen.slice(1), [seen[0], seen[0]]);
+  });
+
   test('SIGKILL to the init: exit 137, task STOPPED', async () => {
     const c = suite.containerd();
     const seen = [];

@@ -664,6 +664,39 @@ describe('tsrt-launch', { skip: SKIP, concurrency: 1 }, () => {
     assert.equal(readIf(out), 'null-ok\nmknod-ok\nfuse-denied\n');
   });
 
+  it('exec into one cgroup v2 directory: the process starts in it (cloned there), with its exit code', { skip: !fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') && 'no cgroup2 mount at /sys/fs/cgroup/unified' }, async (t) => {
+    const ctx = makeCtx('exec-v2');
+    t.after(() => cleanup(ctx));
+    const cg = fs.mkdtempSync('/sys/fs/cgroup/unified/tsrt-launch-test-');
+    ctx.cgroups.push(cg);
+    const rel = '/' + path.basename(cg);
+    const run = runLauncher(ctx, 'create', writePlan(ctx, 'plan', [
+      ['cgroup', cg], ...baseSteps(ctx), ['arg', 'sleep'], ['arg', '1000'],
+    ]), path.join(ctx.dir, 'out'));
+    assert.equal(await run.exitOf(await run.launcherPid), 'exit 0', readIf(path.join(ctx.dir, 'err')));
+    const init = readPid(ctx);
+    await release(ctx);
+    await waitFor('the init runs sleep', () => fs.readlinkSync(`/proc/${init}/exe`).endsWith('/busybox'));
+    const xout = path.join(ctx.dir, 'xout');
+    const xrun = runLauncher(ctx, 'exec', writePlan(ctx, 'xplan', [
+      ['errfile', path.join(ctx.dir, 'xerr')], ['pidfile', path.join(ctx.dir, 'xpid')], ['cgroup', cg],
+      ...(['pid', 'mount', 'uts', 'ipc', 'net'] as const).map((n): Step => ['ns', n, `/proc/${init}/ns/${n === 'mount' ? 'mnt' : n}`]),
+      ['env', 'PATH=/bin'], ['arg', 'sh'], ['arg', '-c'], ['arg', 'grep ^0:: /proc/self/cgroup; exit 4'],
+    ]), xout);
+    const launcher = await xrun.launcherPid;
+    assert.equal(await xrun.exitOf(launcher), 'exit 0', readIf(path.join(ctx.dir, 'xerr')));
+    const xpid = Number(fs.readFileSync(path.join(ctx.dir, 'xpid'), 'utf8'));
+    ctx.pids.push(xpid);
+    assert.equal(await xrun.exitOf(xpid), 'exit 4');
+    await xrun.done;
+    assert.equal(fs.readFileSync(xout, 'utf8'), `0::${rel}\n`);
+    // nothing of the exec is left in the cgroup
+    assert.deepEqual(fs.readFileSync(path.join(cg, 'cgroup.procs'), 'utf8').trim().split('\n'), [String(init)]);
+    process.kill(init, 'SIGKILL');
+    assert.equal(await run.exitOf(init), 'signal 9');
+    await run.done;
+  });
+
   it('cgroup: the init joins a v1 cgroup before its namespaces', { skip: !fs.existsSync('/sys/fs/cgroup/pids') && 'no v1 pids hierarchy' }, async (t) => {
     const ctx = makeCtx('cgroup');
     t.after(() => cleanup(ctx));
