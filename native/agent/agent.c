@@ -173,24 +173,14 @@ static int send_frame(int port, struct buf *b, size_t start)
 static void reply_ok(int port, const char *seq, const char *value)
 {
 	struct buf b = { 0 };
-	size_t s = frame_begin(&b);
-	frame_add(&b, "ok");
-	frame_add(&b, seq);
-	if (value)
-		frame_add(&b, value);
-	send_frame(port, &b, s);
+	send_frame(port, &b, frame_begin_ok(&b, seq, value));
 	buf_free(&b);
 }
 
 static void reply_error(int port, const char *seq, int err, const char *msg)
 {
 	struct buf b = { 0 };
-	size_t s = frame_begin(&b);
-	frame_add(&b, "error");
-	frame_add(&b, seq);
-	frame_add_u64(&b, (uint64_t)err);
-	frame_add(&b, msg);
-	send_frame(port, &b, s);
+	send_frame(port, &b, frame_begin_error(&b, seq, err, msg));
 	buf_free(&b);
 }
 
@@ -360,10 +350,7 @@ static void handle(int port, char **f, size_t n)
 		struct utsname u;
 		uname(&u);
 		struct buf b = { 0 };
-		size_t s = frame_begin(&b);
-		frame_add(&b, "ok");
-		frame_add(&b, seq);
-		frame_add(&b, PROTOCOL_VERSION);
+		size_t s = frame_begin_ok(&b, seq, PROTOCOL_VERSION);
 		frame_add(&b, u.release);
 		frame_add_i64(&b, getpid());
 		send_frame(port, &b, s);

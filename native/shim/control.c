@@ -98,23 +98,13 @@ static void send_frame(struct buf *b, size_t start, int event)
 static void reply_ok(const char *seq, const char *value)
 {
 	struct buf b = { 0 };
-	size_t s = frame_begin(&b);
-	frame_add(&b, "ok");
-	frame_add(&b, seq);
-	if (value)
-		frame_add(&b, value);
-	send_frame(&b, s, 0);
+	send_frame(&b, frame_begin_ok(&b, seq, value), 0);
 }
 
 static void reply_err(const char *seq, int err, const char *message)
 {
 	struct buf b = { 0 };
-	size_t s = frame_begin(&b);
-	frame_add(&b, "error");
-	frame_add(&b, seq);
-	frame_add_u64(&b, (uint64_t)err);
-	frame_add(&b, message);
-	send_frame(&b, s, 0);
+	send_frame(&b, frame_begin_error(&b, seq, err, message), 0);
 }
 
 uint64_t control_conn(void)
@@ -350,9 +340,7 @@ static void do_iostats(const char *seq)
 	in += cin;
 	out += cout;
 	struct buf b = { 0 };
-	size_t s = frame_begin(&b);
-	frame_add(&b, "ok");
-	frame_add(&b, seq);
+	size_t s = frame_begin_ok(&b, seq, NULL);
 	frame_add_u64(&b, in);
 	frame_add_u64(&b, out);
 	send_frame(&b, s, 0);

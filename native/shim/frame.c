@@ -77,3 +77,23 @@ int frame_parse(struct buf *b, char ***fields, size_t *nfields, size_t *framelen
 	*framelen = 4 + n;
 	return 1;
 }
+
+size_t frame_begin_ok(struct buf *b, const char *seq, const char *value)
+{
+	size_t start = frame_begin(b);
+	frame_add(b, "ok");
+	frame_add(b, seq);
+	if (value)
+		frame_add(b, value);
+	return start;
+}
+
+size_t frame_begin_error(struct buf *b, const char *seq, int err, const char *message)
+{
+	size_t start = frame_begin(b);
+	frame_add(b, "error");
+	frame_add(b, seq);
+	frame_add_u64(b, (uint64_t)err);
+	frame_add(b, message);
+	return start;
+}

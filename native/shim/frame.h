@@ -17,6 +17,11 @@ void frame_add_u64(struct buf *b, uint64_t v);
 void frame_add_i64(struct buf *b, int64_t v);
 int frame_end(struct buf *b, size_t start);
 
+/* The two replies to a request with sequence number seq, begun in b (more fields may follow; then
+ * frame_end with the start returned): "ok" seq [value], or "error" seq errno message. */
+size_t frame_begin_ok(struct buf *b, const char *seq, const char *value);
+size_t frame_begin_error(struct buf *b, const char *seq, int err, const char *message);
+
 /* Parsing from the head of b. Returns 1 when a whole frame is there: *fields (malloc'd array of
  * pointers into b, valid until b changes) and *nfields are set and *framelen is the byte count to
  * drop afterwards. 0: need more bytes. -1: protocol error (too long, or last byte not NUL). */
