@@ -183,7 +183,11 @@ failed:
 
 static int do_create(const struct plan *p)
 {
-	if (prepare_host(p) < 0 || devfilter_attach(p) < 0 || cgroups_join(p) < 0)
+	/* A new cgroup namespace is rooted where the clone starts, before CLONE_INTO_CGROUP would move the
+	 * child: with one, the launcher joins the v2 cgroup itself and the child inherits it. */
+	unsigned long flags = ns_new_flags(p);
+	int cgfd = -1;
+	if (prepare_host(p) < 0 || devfilter_attach(p) < 0 || cgroups_join(p, is_new(p, NS_CGROUP) ? NULL : &cgfd) < 0)
 		report_and_exit();
 	int nsfd[NS_COUNT];
 	joined_pid_ns = p->ns_given[NS_PID] && p->ns_path[NS_PID];
@@ -194,9 +198,11 @@ static int do_create(const struct plan *p)
 		fail("launcher", errno, "socketpair");
 		report_and_exit();
 	}
-	pid_t pid = ns_clone(ns_new_flags(p));
+	pid_t pid = clone_into(flags, cgfd);
 	if (pid < 0)
 		report_and_exit();
+	if (cgfd >= 0)
+		close(cgfd);
 	if (pid == 0) {
 		close(sv[0]);
 		init_child(p, sv[1]);
@@ -235,8 +241,8 @@ static int do_create(const struct plan *p)
 
 static int do_exec(const struct plan *p)
 {
-	int cgfd = exec_cgroup_fd(p); /* >= 0: the child is cloned into it, the launcher stays where it is */
-	if (prepare_host(p) < 0 || (cgfd < 0 && cgroups_join(p) < 0))
+	int cgfd; /* >= 0: the child is cloned into it */
+	if (prepare_host(p) < 0 || cgroups_join(p, &cgfd) < 0)
 		report_and_exit();
 	if (p->has_oomscore && ns_oomscore(proc_fd, 0, p->oomscore) < 0)
 		report_and_exit();
@@ -251,16 +257,13 @@ static int do_exec(const struct plan *p)
 		report_and_exit();
 	}
 	/* the joined pid namespace applies to children only */
-	pid_t pid = cgfd >= 0 ? exec_clone(cgfd) : fork();
-	if (pid < 0) {
-		if (cgfd < 0)
-			fail("launcher", errno, "fork");
+	pid_t pid = clone_into(0, cgfd);
+	if (pid < 0)
 		report_and_exit();
-	}
+	if (cgfd >= 0)
+		close(cgfd);
 	if (pid == 0) {
 		close(pp[0]);
-		if (cgfd >= 0)
-			close(cgfd);
 		int code = 1;
 		if ((console_fd < 0 || console_setup(console_fd) == 0) && proc_setup(p) == 0) {
 			proc_exec(p);
@@ -271,8 +274,6 @@ static int do_exec(const struct plan *p)
 		_exit(code);
 	}
 	close(pp[1]);
-	if (cgfd >= 0)
-		close(cgfd);
 	if (console_fd >= 0)
 		close(console_fd);
 	char msg[ERR_MAX];

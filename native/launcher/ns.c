@@ -48,56 +48,81 @@ static int write_file_at(int dirfd, const char *path, const char *data, size_t l
 	return 0;
 }
 
-int cgroups_join(const struct plan *p)
+/* Our pid into a cgroup2 directory's cgroup.procs. */
+static int join_v2(int dirfd, const char *dir)
 {
 	char pid[24];
 	int n = snprintf(pid, sizeof pid, "%d", (int)getpid());
+	if (write_file_at(dirfd, "cgroup.procs", pid, (size_t)n) < 0)
+		return fail("cgroup", errno, "%s/cgroup.procs", dir);
+	return 0;
+}
+
+int cgroups_join(const struct plan *p, int *v2fd)
+{
+	if (v2fd)
+		*v2fd = -1;
 	for (size_t i = 0; i < p->cgroups.n; i++) {
-		char path[4096];
-		if (snprintf(path, sizeof path, "%s/cgroup.procs", p->cgroups.v[i]) >= (int)sizeof path)
-			return fail("cgroup", ENAMETOOLONG, "%s", p->cgroups.v[i]);
-		if (write_file_at(AT_FDCWD, path, pid, (size_t)n) < 0)
-			return fail("cgroup", errno, "%s", path);
+		const char *dir = p->cgroups.v[i];
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return fail("cgroup", errno, "%s", dir);
+		struct statfs sf;
+		int r = 0;
+		if (fstatfs(fd, &sf) < 0) {
+			r = fail("cgroup", errno, "%s", dir);
+		} else if (sf.f_type == CGROUP_SUPER_MAGIC) {
+			/* v1: "0" into tasks moves this thread, the launcher's only one, without the global lock */
+			if (write_file_at(fd, "tasks", "0", 1) < 0)
+				r = fail("cgroup", errno, "%s/tasks", dir);
+		} else if (v2fd && *v2fd < 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+			*v2fd = fd; /* the child is cloned into it */
+			continue;
+		} else {
+			r = join_v2(fd, dir);
+		}
+		close(fd);
+		if (r < 0) {
+			if (v2fd && *v2fd >= 0) {
+				close(*v2fd);
+				*v2fd = -1;
+			}
+			return -1;
+		}
 	}
 	return 0;
 }
 
-int exec_cgroup_fd(const struct plan *p)
+/* Why a raw clone (or clone3) and not clone(3) with a stack: with no new stack (0) the syscall behaves like
+ * fork(2), so the child goes on with a private copy of this stack and simply returns here, which
+ * keeps the child's code ordinary (no separate entry function, no stack sizing) and works the same
+ * under ASan. The launcher is single-threaded, so forking without glibc's atfork handlers is safe.
+ * unshare + fork would also do, but unshare(CLONE_NEWUSER) would move the parent itself into the new
+ * user namespace, and the parent must stay outside to write the child's id maps. */
+pid_t clone_into(unsigned long flags, int cgfd)
 {
-	if (p->cgroups.n != 1)
-		return -1;
-	int fd = open(p->cgroups.v[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1; /* cgroups_join names the error */
-	struct statfs sf;
-	if (fstatfs(fd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
-		close(fd);
-		return -1;
+	long r;
+	if (cgfd >= 0) {
+		struct clone_args a;
+		memset(&a, 0, sizeof a);
+		a.flags = flags | CLONE_INTO_CGROUP;
+		a.exit_signal = SIGCHLD;
+		a.cgroup = (uint64_t)cgfd;
+		r = syscall(SYS_clone3, &a, sizeof a);
+		if (r >= 0)
+			return (pid_t)r;
+		if (errno != ENOSYS && errno != E2BIG)
+			return fail(flags ? "ns" : "cgroup", errno, "clone into the cgroup (flags 0x%lx)", flags);
+		/* a kernel before 5.7: join through the fd (the mount namespace may be the container's by now) */
+		if (join_v2(cgfd, "the cgroup2 directory") < 0)
+			return -1;
 	}
-	return fd;
-}
-
-pid_t exec_clone(int cgfd)
-{
-	struct clone_args a;
-	memset(&a, 0, sizeof a);
-	a.flags = CLONE_INTO_CGROUP;
-	a.exit_signal = SIGCHLD;
-	a.cgroup = (uint64_t)cgfd;
-	long r = syscall(SYS_clone3, &a, sizeof a);
-	if (r >= 0)
-		return (pid_t)r;
-	if (errno != ENOSYS && errno != E2BIG)
-		return fail("cgroup", errno, "clone into the cgroup");
-	/* a kernel before 5.7: join through the fd (the mount namespace may be the container's by now) */
-	char pid[24];
-	int n = snprintf(pid, sizeof pid, "%d", (int)getpid());
-	if (write_file_at(cgfd, "cgroup.procs", pid, (size_t)n) < 0)
-		return fail("cgroup", errno, "cgroup.procs");
-	pid_t child = fork();
-	if (child < 0)
+	r = syscall(SYS_clone, flags | SIGCHLD, 0UL, NULL, NULL, 0UL);
+	if (r < 0 && flags)
+		return fail("ns", errno, "clone (flags 0x%lx)", flags);
+	if (r < 0)
 		return fail("launcher", errno, "fork");
-	return child;
+	return (pid_t)r;
 }
 
 int ns_open(const struct plan *p, int fds[NS_COUNT])
@@ -134,20 +159,6 @@ unsigned long ns_new_flags(const struct plan *p)
 		if (p->ns_given[t] && !p->ns_path[t])
 			flags |= (unsigned long)ns_flag[t];
 	return flags;
-}
-
-/* Why a raw clone and not clone(3) with a stack: with no new stack (0) the syscall behaves like
- * fork(2), so the child goes on with a private copy of this stack and simply returns here, which
- * keeps the child's code ordinary (no separate entry function, no stack sizing) and works the same
- * under ASan. The launcher is single-threaded, so forking without glibc's atfork handlers is safe.
- * unshare + fork would also do, but unshare(CLONE_NEWUSER) would move the parent itself into the new
- * user namespace, and the parent must stay outside to write the child's id maps. */
-pid_t ns_clone(unsigned long flags)
-{
-	long r = syscall(SYS_clone, flags | SIGCHLD, 0UL, NULL, NULL, 0UL);
-	if (r < 0)
-		return fail("ns", errno, "clone (flags 0x%lx)", flags);
-	return (pid_t)r;
 }
 
 static int write_map(int procfd, pid_t pid, const char *file, const struct idmap_line *m, size_t n)

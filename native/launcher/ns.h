@@ -7,19 +7,17 @@
 
 #include <sys/types.h>
 
-/* Writes our pid to <dir>/cgroup.procs of every `cgroup` step. */
-int cgroups_join(const struct plan *p);
+/* Joins the cgroup of every `cgroup` step: a v1 hierarchy through "0" in tasks (this thread, without the
+ * kernel's global lock: the launcher has one thread), a cgroup2 directory through our pid in cgroup.procs.
+ * With v2fd, the first cgroup2 directory is not joined but opened into *v2fd (else -1), for clone_into to
+ * start the child there. A write that takes the global lock waits for an RCU grace period (about 5 ms
+ * here) on a kernel that does not favour dynamic cgroup changes; the other two ways do not. */
+int cgroups_join(const struct plan *p, int *v2fd);
 
-/* The exec's cgroup as a directory fd, when the plan names exactly one cgroup and it is on a cgroup2
- * mount (a unified host), else -1: its process is then cloned straight into it (exec_clone), which spares
- * the write to cgroup.procs. That write waits for an RCU grace period (about 5 ms here) on a kernel that
- * does not favour dynamic cgroup changes; a clone into a cgroup does not. */
-int exec_cgroup_fd(const struct plan *p);
-
-/* A fork whose child starts in cgroup cgfd (clone3 CLONE_INTO_CGROUP); where the kernel lacks that, our
- * own move there through the fd, then a fork. Returns 0 in the child, its pid in the parent, -1 (err_line
- * set). */
-pid_t exec_clone(int cgfd);
+/* A fork with new namespaces (flags: CLONE_NEW*, or 0), its child started in cgroup cgfd (clone3 with
+ * CLONE_INTO_CGROUP) when cgfd >= 0; where the kernel lacks that, our own move there through the fd first.
+ * Returns 0 in the child, its pid in the parent, -1 (err_line set). */
+pid_t clone_into(unsigned long flags, int cgfd);
 
 /* Opens every joined namespace (fds[t] = -1 for the others); done before any setns, while the paths
  * still resolve in the launcher's own mount namespace. */
@@ -30,9 +28,6 @@ int ns_join(const struct plan *p, int fds[NS_COUNT]);
 
 /* The CLONE_NEW* flags of the namespaces the plan makes new. */
 unsigned long ns_new_flags(const struct plan *p);
-
-/* A fork with new namespaces: returns 0 in the child, its pid in the parent, -1 (err_line set). */
-pid_t ns_clone(unsigned long flags);
 
 /* setgroups, uid_map and gid_map of the child (procfd: the host's /proc). */
 int ns_write_maps(const struct plan *p, int procfd, pid_t pid);
