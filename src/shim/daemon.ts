@@ -10,6 +10,7 @@ import { ExitRouter } from './exit-router.js';
 import { TaskService } from './task-service.js';
 import { StateStore } from './state-store.js';
 import { EventPublisher } from './events.js';
+import { diagnosticReport, type GroupSummary } from './diagnostics.js';
 import { daemonLogger, logLevel, setLogLevel, type Logger } from './log.js';
 import { TtrpcServer, type Handler, type RequestObserver } from '../ttrpc/server.js';
 import { listenUnix, SocketInUse } from './unix-listen.js';
@@ -53,6 +54,13 @@ class Daemon {
     this.metrics?.recordRequest(service, method, code, seconds);
 
   constructor(private readonly dir: string, private readonly log: Logger, private readonly events: EventPublisher) {}
+
+  /** The daemon's tables for the SIGUSR1 report. */
+  summary(): GroupSummary[] {
+    return [...this.groups].map(([monitorId, g]) => ({
+      monitor: monitorId, pid: g.link.hello.pid, connected: g.link.connected, containers: g.service.ids,
+    }));
+  }
 
   private group(monitorId: string, hello?: MonitorHello): Group {
     let g = this.groups.get(monitorId);
@@ -338,6 +346,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => daemon.stop('SIGTERM'));
   process.on('SIGINT', () => daemon.stop('SIGINT'));
   process.on('SIGPIPE', () => { /* ignored, like runc-v2 */ });
+  // An operator's question, answered whatever the log level (a listener also keeps Node's inspector,
+  // which SIGUSR1 would otherwise start, closed)
+  const report = log.child({}, { level: 'info' });
+  process.on('SIGUSR1', () => report.info({ report: diagnosticReport(daemon.summary()) }, 'diagnostic report (SIGUSR1)'));
 }
 
 void main();

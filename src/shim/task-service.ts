@@ -266,6 +266,8 @@ export class TaskService {
   }
 
   get size(): number { return this.containers.size; }
+  /** The ids of the containers served. */
+  get ids(): string[] { return [...this.containers.keys()]; }
 
   private load(name: string, pluginDir: string): Promise<BackendFactory> {
     return (this.deps.loadBackend ?? loadBackend)(name, pluginDir);

@@ -139,3 +139,40 @@ for (const { name, rt } of BACKENDS) describe(`backend ${name}`, () => {
     assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
   });
 });
+
+test('SIGUSR1 to the daemon: a diagnostic report in its log (Node\'s report and its tables), no inspector, the same daemon serving', { timeout: 120_000 }, async () => {
+  const cd = suite.containerd();
+  const id = uniqueId('usr1');
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, suite.image(), id, 'sleep', '600']);
+  try {
+    await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} RUNNING` });
+    const pid = daemonPid(cd);
+    const logFile = join(tsrtDaemonDir(cd.ttrpcAddress), 'daemon.log');
+    const from = readFileSync(logFile).length;
+    process.kill(pid, 'SIGUSR1');
+    let line: { report?: { groups?: Array<{ containers: string[]; connected: boolean }>; header?: { processId?: number }; libuv?: unknown[]; javascriptHeap?: { usedMemory?: number } } } | undefined;
+    await waitFor(() => {
+      line = readFileSync(logFile).subarray(from).toString('utf8').split('\n').filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg?: string }).find((l) => l.msg === 'diagnostic report (SIGUSR1)') as typeof line;
+      return line !== undefined;
+    }, WAIT_MS, { what: 'the diagnostic report in daemon.log' });
+    const r = line!.report!;
+    assert.equal(r.header?.processId, pid);
+    assert.ok(Array.isArray(r.libuv) && r.libuv.length > 0, 'libuv handles listed');
+    assert.ok((r.javascriptHeap?.usedMemory ?? 0) > 0, 'heap figures');
+    const mine = r.groups?.find((g) => g.containers.includes(id));
+    assert.ok(mine, `the container's monitor in the report: ${JSON.stringify(r.groups)}`);
+    assert.equal(mine.connected, true);
+    // Node starts its inspector on SIGUSR1 unless a listener takes the signal: nothing may listen for it
+    const inspector = readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => / 0A /.test(l) && /:240D /.test(l));
+    assert.deepEqual(inspector, [], 'no inspector on port 9229');
+    assert.equal(daemonPid(cd), pid);
+    assert.equal(await taskStatus(cd, id), 'RUNNING');
+    assert.match(await cd.ctrOk(['task', 'exec', '--exec-id', 'after-usr1', id, 'echo', 'served']), /served/);
+  } finally {
+    await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+    await waitFor(async () => ['STOPPED', ''].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
+    await cd.ctr(['task', 'rm', id]);
+    await cd.ctr(['containers', 'rm', id]);
+  }
+});
