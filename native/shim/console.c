@@ -494,6 +494,11 @@ size_t console_slots(void)
 	return 4 * nconsoles;
 }
 
+size_t console_count(void)
+{
+	return nconsoles;
+}
+
 static void slot(struct pollfd *p, int fd, short events)
 {
 	/* fd -1 when nothing is wanted: a hung-up fd would otherwise report POLLHUP forever */

@@ -33,6 +33,8 @@ void console_io_counts(uint64_t *in, uint64_t *out);
 
 /* Poll loop: slots, fill, dispatch (call dispatch before anything can add or remove consoles). */
 size_t console_slots(void);
+/* Consoles open now (the SIGUSR1 tables). */
+size_t console_count(void);
 void console_fill(struct pollfd *p);
 void console_dispatch(const struct pollfd *p);
 /* Earliest consolewait deadline (CLOCK_MONOTONIC ms), or -1; console_timers answers expired ones. */

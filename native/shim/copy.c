@@ -465,6 +465,11 @@ size_t copy_slots(void)
 	return 2 * ncopies;
 }
 
+size_t copy_count(void)
+{
+	return ncopies;
+}
+
 static void slot(struct pollfd *p, int fd, short events, int always)
 {
 	/* fd -1 when nothing is wanted: a hung-up fd would otherwise report POLLHUP at every poll */

@@ -26,6 +26,8 @@ void copy_io_counts(uint64_t *in, uint64_t *out);
 
 /* Poll loop: slots, fill, dispatch (call dispatch before anything can add or remove copies). */
 size_t copy_slots(void);
+/* Copies running now (the SIGUSR1 tables). */
+size_t copy_count(void);
 void copy_fill(struct pollfd *p);
 void copy_dispatch(const struct pollfd *p);
 

@@ -11,7 +11,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,17 +92,45 @@ static void reap(void)
 	}
 }
 
+/* SIGUSR1: the monitor's tables in one log line, for an operator looking at a stuck container. Its
+ * children are the kernel's list (a subreaper's adopted processes included). */
+static void log_tables(void)
+{
+	char kids[1024] = "";
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, kids, sizeof kids - 1);
+		kids[n > 0 ? n : 0] = '\0';
+		close(fd);
+		if (n == (ssize_t)sizeof kids - 1)
+			snprintf(kids + sizeof kids - 5, 5, "...");
+	}
+	size_t len = strlen(kids);
+	if (len > 0 && kids[len - 1] == ' ')
+		kids[len - 1] = '\0';
+	logm(LV_INFO, "tables (SIGUSR1): daemon control connection %s (number %llu), containerd connections %zu, "
+	     "io copies %zu, consoles %zu, oom watches %zu, children [%s]",
+	     control_conn() ? "up" : "down", (unsigned long long)control_conn(), proxy_count(), copy_count(),
+	     console_count(), oom_slots() /* one slot per watch */, kids);
+}
+
 static void handle_signals(void)
 {
 	struct signalfd_siginfo si;
-	int chld = 0, term = 0;
+	int chld = 0, term = 0, usr1 = 0;
 	ssize_t n;
 	while ((n = read(sig_fd, &si, sizeof si)) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGCHLD)
 			chld = 1;
+		else if (si.ssi_signo == SIGUSR1)
+			usr1 = 1;
 		else
 			term = (int)si.ssi_signo;
 	}
+	if (usr1)
+		log_tables();
 	if (chld)
 		reap();
 	if (term) {
@@ -132,6 +162,7 @@ static int setup(void)
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

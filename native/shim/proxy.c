@@ -538,6 +538,11 @@ size_t proxy_slots(void)
 	return 2 * npairs;
 }
 
+size_t proxy_count(void)
+{
+	return npairs;
+}
+
 /* How much of the daemon's output p2c may hold before reading stops: an answer for gRPC is turned
  * into HTTP/2 only once whole, so a frame larger than LIMIT may be read in full. */
 static size_t p2c_limit(const struct pair *p)

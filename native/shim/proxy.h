@@ -12,6 +12,8 @@ void proxy_init(const struct monitor_cfg *cfg);
 int proxy_accept(int listen_fd);
 /* Number of pollfd slots proxy_fill needs (two per connection). */
 size_t proxy_slots(void);
+/* containerd connections open now (the SIGUSR1 tables). */
+size_t proxy_count(void);
 void proxy_fill(struct pollfd *p);
 /* Handle the revents of the slots filled by the last proxy_fill. */
 void proxy_dispatch(const struct pollfd *p);

@@ -140,7 +140,7 @@ for (const { name, rt } of BACKENDS) describe(`backend ${name}`, () => {
   });
 });
 
-test('SIGUSR1 to the daemon: a diagnostic report in its log (Node\'s report and its tables), no inspector, the same daemon serving', { timeout: 120_000 }, async () => {
+test('SIGUSR1: the daemon writes a diagnostic report to its log (Node\'s report and its tables), no inspector; a monitor logs its tables; both keep serving', { timeout: 120_000 }, async () => {
   const cd = suite.containerd();
   const id = uniqueId('usr1');
   await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, suite.image(), id, 'sleep', '600']);
@@ -169,6 +169,22 @@ test('SIGUSR1 to the daemon: a diagnostic report in its log (Node\'s report and 
     assert.equal(daemonPid(cd), pid);
     assert.equal(await taskStatus(cd, id), 'RUNNING');
     assert.match(await cd.ctrOk(['task', 'exec', '--exec-id', 'after-usr1', id, 'echo', 'served']), /served/);
+
+    // the container's monitor (its init's parent: the monitor is the subreaper) logs its tables, through
+    // the bundle's log into containerd's, and keeps serving
+    const init = await initPid(cd, id);
+    const monitor = Number(readFileSync(`/proc/${init}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    const at = logSize(cd);
+    process.kill(monitor, 'SIGUSR1');
+    let tables = '';
+    await waitFor(() => {
+      tables = readFileSync(cd.logPath).subarray(at).toString('utf8').split('\n')
+        .find((l) => l.includes('tables (SIGUSR1)') && l.includes(`id=${id}`)) ?? '';
+      return tables !== '';
+    }, WAIT_MS, { what: 'the monitor\'s tables in containerd\'s log' });
+    assert.match(tables, /daemon control connection up/);
+    assert.match(tables, new RegExp(`children \\[[^\\]]*\\b${init}\\b`));
+    assert.equal(await taskStatus(cd, id), 'RUNNING');
   } finally {
     await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
     await waitFor(async () => ['STOPPED', ''].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
