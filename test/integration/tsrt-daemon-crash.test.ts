@@ -187,7 +187,7 @@ test('SIGUSR1: the daemon writes a diagnostic report to its log (Node\'s report 
     assert.equal(await taskStatus(cd, id), 'RUNNING');
   } finally {
     await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-    await waitFor(async () => ['STOPPED', ''].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
+    await waitFor(async () => ['STOPPED', undefined].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
     await cd.ctr(['task', 'rm', id]);
     await cd.ctr(['containers', 'rm', id]);
   }
