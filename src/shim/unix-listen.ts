@@ -60,12 +60,11 @@ async function publish(tmp: string, sockPath: string): Promise<void> {
     // Several processes may find the same dead socket (monitors starting daemons after a crash). Were
     // each to remove it, one could remove the live socket another had just published, and both would
     // believe they listen there. So removing happens under a lock, after the liveness check is made
-    // again: only a lock holder removes, and while the name exists nobody else can link there.
+    // again: only a lock holder removes, and while the name exists nobody else can link there, so the
+    // file checked is the file removed. Otherwise the next round decides.
     await underLock(sockPath, async () => {
-      const dead = fileId(sockPath);
-      if (!dead || !isSocket(sockPath) || await canConnect(sockPath)) return; // the next round decides
-      const now = fileId(sockPath);
-      if (now && dead.dev === now.dev && dead.ino === now.ino) fs.rmSync(sockPath, { force: true });
+      const st = fs.lstatSync(sockPath, { throwIfNoEntry: false });
+      if (st?.isSocket() && !(await canConnect(sockPath))) fs.rmSync(sockPath, { force: true });
     });
   }
 }
@@ -97,15 +96,6 @@ async function underLock(sockPath: string, fn: () => Promise<void>): Promise<voi
       lock.close();
     }
     return;
-  }
-}
-
-function fileId(p: string): { dev: number; ino: number } | null {
-  try {
-    const st = fs.lstatSync(p);
-    return { dev: st.dev, ino: st.ino };
-  } catch {
-    return null;
   }
 }
 
