@@ -20,11 +20,15 @@
 
 #define SPAWN_AFTER_MS 2000
 #define SPAWN_BACKOFF_MAX_MS 30000
+/* Events kept, queued or sent and not yet acknowledged; past this the oldest unacknowledged goes. */
+#define EVENTS_KEPT_MAX 16384
 
-/* Outgoing frames. Events survive a disconnect (and are re-sent whole); replies do not. */
+/* Outgoing frames. An event (evno > 0) is kept until the daemon acknowledges it: once written it
+ * moves to the unacknowledged list, and a disconnect puts that list back at the head of the queue,
+ * to be sent again whole after the next hello. Replies are dropped at a disconnect. */
 struct msg {
 	struct msg *next;
-	int event;
+	uint64_t evno;
 	size_t len, sent;
 	uint8_t data[];
 };
@@ -34,15 +38,45 @@ static int ctl_fd = -1;
 static uint64_t conn_no; /* counts connections */
 static struct buf ctl_in;
 static struct msg *qhead, *qtail;
+static struct msg *uhead, *utail; /* sent events not yet acknowledged, oldest first */
+static uint64_t last_evno;        /* numbers the events, from 1 */
+static size_t events_kept;        /* events in both lists */
 static int64_t fail_since, next_spawn;
 static int backoff_ms = SPAWN_AFTER_MS;
 
 static void disconnect(const char *why);
 
-static void queue(struct buf *frame, int event, int at_head)
+static void drop_oldest_event(void)
+{
+	struct msg *m = uhead;
+	if (m) {
+		uhead = m->next;
+		if (!uhead)
+			utail = NULL;
+	} else {
+		/* none sent yet: the oldest queued event (replies and the hello stay) */
+		struct msg **pp = &qhead, *prev = NULL;
+		while (*pp && !(*pp)->evno) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		m = *pp;
+		if (!m || m->sent > 0)
+			return; /* being written: it stays */
+		*pp = m->next;
+		if (qtail == m)
+			qtail = prev;
+	}
+	logm(LV_ERROR, "dropping event %llu: %d events are waiting for the daemon's acknowledgement",
+	     (unsigned long long)m->evno, EVENTS_KEPT_MAX);
+	free(m);
+	events_kept--;
+}
+
+static void queue(struct buf *frame, uint64_t evno, int at_head)
 {
 	struct msg *m = xrealloc(NULL, sizeof *m + frame->len);
-	m->event = event;
+	m->evno = evno;
 	m->len = frame->len;
 	m->sent = 0;
 	memcpy(m->data, buf_head(frame), frame->len);
@@ -80,17 +114,67 @@ static void flush(void)
 		qhead = m->next;
 		if (!qhead)
 			qtail = NULL;
-		free(m);
+		if (!m->evno) {
+			free(m);
+			continue;
+		}
+		m->next = NULL;
+		if (utail)
+			utail->next = m;
+		else
+			uhead = m;
+		utail = m;
 	}
 }
 
-static void send_frame(struct buf *b, size_t start, int event)
+/* ack <event number>: the daemon has recorded what the event reported; it is not sent again. */
+static void acknowledge(const char *num)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(num, &end, 10);
+	if (errno || end == num || *end || n == 0) {
+		logm(LV_WARN, "ignoring a malformed ack %.32s", num);
+		return;
+	}
+	struct msg **lists[2] = { &uhead, &qhead };
+	for (int l = 0; l < 2; l++) {
+		struct msg *prev = NULL;
+		for (struct msg **pp = lists[l]; *pp; prev = *pp, pp = &(*pp)->next) {
+			struct msg *m = *pp;
+			if (m->evno != n)
+				continue;
+			if (m->sent > 0 && m->sent < m->len)
+				return; /* being written again: it goes on, and is acknowledged again */
+			*pp = m->next;
+			if (l == 0 && utail == m)
+				utail = prev;
+			if (l == 1 && qtail == m)
+				qtail = prev;
+			free(m);
+			events_kept--;
+			return;
+		}
+	}
+}
+
+size_t control_events_unacked(void)
+{
+	return events_kept;
+}
+
+static void send_frame(struct buf *b, size_t start, uint64_t evno)
 {
 	if (frame_end(b, start) < 0) {
 		logm(LV_ERROR, "dropping an oversized control frame");
 		return;
 	}
-	queue(b, event, 0);
+	if (evno) {
+		if (events_kept >= EVENTS_KEPT_MAX)
+			drop_oldest_event();
+		events_kept++;
+	}
+	queue(b, evno, 0);
 	buf_free(b);
 	flush();
 }
@@ -129,12 +213,13 @@ void control_reaped(pid_t pid, int status, const struct timespec *ts)
 	struct buf b = { 0 };
 	size_t s = frame_begin(&b);
 	frame_add(&b, "reaped");
+	frame_add_u64(&b, ++last_evno);
 	frame_add_i64(&b, pid);
 	frame_add_i64(&b, status);
 	frame_add_i64(&b, ts->tv_sec);
 	frame_add_i64(&b, ts->tv_nsec);
-	send_frame(&b, s, 1);
-	logm(LV_DEBUG, "reaped pid %d status %d", (int)pid, status);
+	send_frame(&b, s, last_evno);
+	logm(LV_DEBUG, "reaped pid %d status %d (event %llu)", (int)pid, status, (unsigned long long)last_evno);
 }
 
 void control_oom(const char *key)
@@ -142,8 +227,9 @@ void control_oom(const char *key)
 	struct buf b = { 0 };
 	size_t s = frame_begin(&b);
 	frame_add(&b, "oom");
+	frame_add_u64(&b, ++last_evno);
 	frame_add(&b, key);
-	send_frame(&b, s, 1);
+	send_frame(&b, s, last_evno);
 }
 
 /* Strict non-negative decimal. */
@@ -353,7 +439,9 @@ static void dispatch(char **f, size_t n)
 		return;
 	}
 	const char *req = f[0];
-	if (strcmp(req, "spawn") == 0) {
+	if (strcmp(req, "ack") == 0 && n == 2) {
+		acknowledge(f[1]);
+	} else if (strcmp(req, "spawn") == 0) {
 		do_spawn(f, n);
 	} else if (strcmp(req, "closeio") == 0 && n == 3) {
 		spawn_closeio(f[2]);
@@ -426,12 +514,13 @@ static void disconnect(const char *why)
 	close(ctl_fd);
 	ctl_fd = -1;
 	buf_free(&ctl_in);
-	/* drop replies, keep events (to be re-sent whole after the next hello) */
+	/* drop replies, keep events: the unacknowledged ones (sent earlier) first, then those still queued,
+	 * all to be re-sent whole after the next hello */
 	struct msg **pp = &qhead;
 	qtail = NULL;
 	while (*pp) {
 		struct msg *m = *pp;
-		if (!m->event) {
+		if (!m->evno) {
 			*pp = m->next;
 			free(m);
 			continue;
@@ -439,6 +528,15 @@ static void disconnect(const char *why)
 		m->sent = 0;
 		qtail = m;
 		pp = &m->next;
+	}
+	if (uhead) {
+		for (struct msg *m = uhead; m; m = m->next)
+			m->sent = 0;
+		utail->next = qhead;
+		if (!qtail)
+			qtail = utail;
+		qhead = uhead;
+		uhead = utail = NULL;
 	}
 	fail_since = 0;
 }
@@ -546,10 +644,14 @@ void control_close(void)
 		close(ctl_fd);
 	ctl_fd = -1;
 	buf_free(&ctl_in);
-	while (qhead) {
-		struct msg *m = qhead;
-		qhead = m->next;
-		free(m);
+	struct msg **lists[2] = { &qhead, &uhead };
+	for (int l = 0; l < 2; l++) {
+		while (*lists[l]) {
+			struct msg *m = *lists[l];
+			*lists[l] = m->next;
+			free(m);
+		}
 	}
-	qtail = NULL;
+	qtail = utail = NULL;
+	events_kept = 0;
 }

@@ -4,6 +4,7 @@
 
 #include "monitor.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -20,6 +21,8 @@ void control_tick(int64_t now_ms);
 void control_reaped(pid_t pid, int status, const struct timespec *ts);
 /* Queue an oom event for key (the container id). */
 void control_oom(const char *key);
+/* Events (reaped, oom) kept until the daemon acknowledges them, sent or not. */
+size_t control_events_unacked(void);
 /* Number of the current control connection (0 while not connected). A reply sent later, out of
  * the request's own dispatch, names the connection the request came on and is dropped when that
  * connection is gone. */

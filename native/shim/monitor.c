@@ -110,10 +110,10 @@ static void log_tables(void)
 	size_t len = strlen(kids);
 	if (len > 0 && kids[len - 1] == ' ')
 		kids[len - 1] = '\0';
-	logm(LV_INFO, "tables (SIGUSR1): daemon control connection %s (number %llu), containerd connections %zu, "
-	     "io copies %zu, consoles %zu, oom watches %zu, children [%s]",
-	     control_conn() ? "up" : "down", (unsigned long long)control_conn(), proxy_count(), copy_count(),
-	     console_count(), oom_slots() /* one slot per watch */, kids);
+	logm(LV_INFO, "tables (SIGUSR1): daemon control connection %s (number %llu), events unacknowledged %zu, "
+	     "containerd connections %zu, io copies %zu, consoles %zu, oom watches %zu, children [%s]",
+	     control_conn() ? "up" : "down", (unsigned long long)control_conn(), control_events_unacked(),
+	     proxy_count(), copy_count(), console_count(), oom_slots() /* one slot per watch */, kids);
 }
 
 static void handle_signals(void)

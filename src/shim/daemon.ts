@@ -9,6 +9,7 @@ import { MonitorLink, parseHello, type MonitorHello } from './monitor-link.js';
 import { ExitRouter } from './exit-router.js';
 import { TaskService } from './task-service.js';
 import { StateStore } from './state-store.js';
+import { EventAcks } from './event-acks.js';
 import { EventPublisher } from './events.js';
 import { diagnosticReport, type GroupSummary } from './diagnostics.js';
 import { daemonLogger, logLevel, setLogLevel, type Logger } from './log.js';
@@ -30,6 +31,7 @@ interface Group {
   store: StateStore;
   link: MonitorLink;
   router: ExitRouter;
+  acks: EventAcks;
   service: TaskService;
   server: TtrpcServer;
 }
@@ -59,6 +61,7 @@ class Daemon {
   summary(): GroupSummary[] {
     return [...this.groups].map(([monitorId, g]) => ({
       monitor: monitorId, pid: g.link.hello.pid, connected: g.link.connected, containers: g.service.ids,
+      exitsUnacknowledged: g.acks.pending,
     }));
   }
 
@@ -67,21 +70,32 @@ class Daemon {
     if (g) return g;
     const link = new MonitorLink(hello ?? { monitorId, pid: 0, bundle: '', namespace: '', containerId: '', address: '' });
     const router = new ExitRouter();
-    link.onReaped((e) => router.deliver(e));
     const server = new TtrpcServer({
       log: (level, msg, extra) => this.log[level]({ monitor: monitorId.slice(0, 12), ...extra }, msg),
       onRequest: this.metrics ? this.observeRequest : undefined,
     });
     const store = new StateStore(path.join(this.dir, 'state', monitorId));
+    // settled() reads the service, made just below; acks are only looked at after the current turn
+    const acks = new EventAcks((events) => link.ack(events), (pid) => created.service.exitSettled(pid));
     const created: Group = {
-      link, router, server, store,
+      link, router, server, store, acks,
       service: new TaskService({
         link, router, events: this.events, log: this.log, store,
         onEmpty: () => this.retire(monitorId),
         onConfig: (options, log) => this.onConfig(options, log),
+        onRecorded: () => acks.schedule(),
       }),
     };
-    link.onOom((key) => created.service.oomKilled(key));
+    link.onReaped((e, event) => {
+      if (!acks.received(event)) return;
+      router.deliver(e);
+      acks.exit(event, e.pid);
+    });
+    link.onOom((key, event) => {
+      if (!acks.received(event)) return;
+      created.service.oomKilled(key);
+      acks.done(event);
+    });
     const handlers = created.service.handlers();
     for (const name of TASK_SERVICES) server.register(name, this.noteService(name, handlers));
     if (this.taskMethods.size === 0) this.taskMethods = new Set(Object.keys(handlers));
@@ -259,6 +273,7 @@ class Daemon {
     if (hello[0] === 'control') {
       const h = parseHello(hello);
       const g = this.group(h.monitorId, h);
+      g.acks.connected(h.pid);
       g.link.attach(sock, rest, h);
       sock.on('close', () => this.onMonitorLost(h.monitorId, g));
       this.log.debug({ monitor: h.monitorId.slice(0, 12), pid: h.pid, id: h.containerId }, 'monitor attached');

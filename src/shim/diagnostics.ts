@@ -8,6 +8,8 @@ export interface GroupSummary {
   pid: number;
   connected: boolean;
   containers: string[];
+  /** Exits read from the monitor and not yet acknowledged to it (not yet settled by the core). */
+  exitsUnacknowledged: number;
 }
 
 type Report = Record<string, unknown> & {

@@ -39,8 +39,8 @@ export class MonitorLink {
   private reader = new ControlFrameReader();
   private seq = 0;
   private pending = new Map<number, Pending>();
-  private reapedListener: ((e: Exit) => void) | null = null;
-  private oomListener: ((key: string) => void) | null = null;
+  private reapedListener: ((e: Exit, event: number) => void) | null = null;
+  private oomListener: ((key: string, event: number) => void) | null = null;
   private waiters: Array<() => void> = [];
 
   constructor(public hello: MonitorHello) {}
@@ -62,9 +62,19 @@ export class MonitorLink {
     for (const f of w) f();
   }
 
-  onReaped(listener: (e: Exit) => void): void { this.reapedListener = listener; }
+  /**
+   * Every process the monitor reaped, with the event's number. The monitor sends an event again, after
+   * its next control hello, until `ack` names it: the same number can come twice (docs/architecture.md).
+   */
+  onReaped(listener: (e: Exit, event: number) => void): void { this.reapedListener = listener; }
   /** An OOM kill in the cgroup watched under key; always delivered before the reaped events it caused. */
-  onOom(listener: (key: string) => void): void { this.oomListener = listener; }
+  onOom(listener: (key: string, event: number) => void): void { this.oomListener = listener; }
+
+  /** Tells the monitor these events are recorded: it keeps them no longer. Lost with a broken connection. */
+  ack(events: readonly number[]): void {
+    if (!this.socket || events.length === 0) return;
+    this.socket.write(Buffer.concat(events.map((n) => encodeControlFrame(['ack', n]))));
+  }
 
   /** Resolves when a control socket is attached (at once if one is). */
   ready(timeoutMs = 10_000): Promise<void> {
@@ -99,13 +109,15 @@ export class MonitorLink {
 
   private onFrame(fields: string[]): void {
     const [kind, a, b, c, d] = fields;
-    if (kind === 'reaped') {
-      const exit: Exit = { pid: Number(a), status: Number(b), at: new PreciseDate(Number(c), Number(d)) };
-      this.reapedListener?.(exit);
-      return;
-    }
-    if (kind === 'oom') {
-      if (a) this.oomListener?.(a);
+    if (kind === 'reaped' || kind === 'oom') {
+      const event = Number(a);
+      if (!Number.isSafeInteger(event) || event <= 0) return;
+      if (kind === 'oom') {
+        if (b) this.oomListener?.(b, event);
+        return;
+      }
+      const exit: Exit = { pid: Number(b), status: Number(c), at: new PreciseDate(Number(d), Number(fields[5])) };
+      this.reapedListener?.(exit, event);
       return;
     }
     if (kind === 'ok' || kind === 'error') {

@@ -22,6 +22,7 @@ import type { ExitRouter } from './exit-router.js';
 import { containerLogger, logLevel, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
+import { faultPoint } from './fault.js';
 import { joinCgroup } from '../cgroups/join.js';
 
 const task = containerd.task.v2;
@@ -68,6 +69,11 @@ export interface GroupDeps {
   loadBackend?: (name: string, pluginDir: string) => Promise<BackendFactory>;
   /** Moves a process into a cgroup (ShimCgroup); the default writes to the host's cgroup.procs files. */
   joinCgroup?: (pid: number, cgroupPath: string) => void;
+  /**
+   * The records were written, or a call that can bind a pid ended: exits the monitor reported may be
+   * settled now (`exitSettled`), and acknowledged.
+   */
+  onRecorded?(): void;
 }
 
 const empty = (): Uint8Array => new Uint8Array(0);
@@ -139,8 +145,39 @@ export class TaskService {
    */
   private shimCgroup: string | null = null;
 
+  /**
+   * Calls in flight that can give a process the core records a pid it does not know yet: Creates, Starts
+   * and the restore of an earlier daemon's records. While there are any, an exit of an unknown pid may
+   * still turn out to be one of the core's.
+   */
+  private binding = 0;
+
   constructor(private readonly deps: GroupDeps) {
-    this.restored = this.restore().catch((e) => deps.log.error({ err: (e as Error).message }, 'restoring state failed'));
+    this.binding++;
+    this.restored = this.restore()
+      .catch((e) => deps.log.error({ err: (e as Error).message }, 'restoring state failed'))
+      .finally(() => this.bound());
+  }
+
+  private bound(): void {
+    this.binding--;
+    this.deps.onRecorded?.();
+  }
+
+  /**
+   * Whether an exit of `pid` the monitor reported needs nothing more of this daemon, so that the monitor
+   * may forget it: the process of the core with that pid has its exit recorded (or held, recorded, for
+   * its execs), or no process the core records has that pid and no call in flight can still give one
+   * that pid (the exit was a runtime command's, a logger's, an orphan's).
+   */
+  exitSettled(pid: number): boolean {
+    for (const c of this.containers.values()) {
+      if (c.init.pid === pid) return c.init.hasExited || c.init.status === 'deleted' || c.heldInitExit?.pid === pid;
+      for (const e of c.execs.values()) {
+        if (e.pid === pid) return e.hasExited || e.status === 'stopped';
+      }
+    }
+    return this.binding === 0;
   }
 
   private record(c: Container): ContainerRecord {
@@ -159,6 +196,7 @@ export class TaskService {
     } catch (e) {
       c.logger.log.warn({ err: (e as Error).message }, 'cannot record container state');
     }
+    this.deps.onRecorded?.();
   }
 
   /**
@@ -333,6 +371,7 @@ export class TaskService {
 
   private exitObserved(c: Container, p: ShimProcess, exit: Exit): void {
     if (p.hasExited || p.status === 'deleted') return;
+    faultPoint('exit-unrecorded');
     if (p === c.init && c.sharedPidNs && !c.killedAllOnExit) {
       // The processes left behind (execs, and whatever the init started) would otherwise hold the
       // container's stdio open and outlive it; containerd 2.x waits for that stdio to close.
@@ -374,6 +413,15 @@ export class TaskService {
   // ---- RPCs ----------------------------------------------------------------------------------------------
 
   private async create(req: containerd.task.v2.CreateTaskRequest, ctx: RequestContext): Promise<Uint8Array> {
+    this.binding++;
+    try {
+      return await this.createContainer(req, ctx);
+    } finally {
+      this.bound();
+    }
+  }
+
+  private async createContainer(req: containerd.task.v2.CreateTaskRequest, ctx: RequestContext): Promise<Uint8Array> {
     const id = req.id;
     // the id and the bundle name files and directories: checked before any path is made of them
     if (!CONTAINER_ID.test(id)) throw new InvalidArgumentError(`invalid container id ${JSON.stringify(id)}`);
@@ -449,6 +497,15 @@ export class TaskService {
   }
 
   private async start(req: containerd.task.v2.StartRequest): Promise<Uint8Array> {
+    this.binding++;
+    try {
+      return await this.startProcess(req);
+    } finally {
+      this.bound();
+    }
+  }
+
+  private async startProcess(req: containerd.task.v2.StartRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
     if (p.status !== 'created' || p.starting) throw new RuntimeError(`cannot start a ${p.starting ? 'running' : p.status} process`);
@@ -581,6 +638,7 @@ export class TaskService {
     this.oomHandlers.delete(c.id);
     this.deleteBackendUser(c.backendName);
     this.deps.store.remove(c.namespace, c.id);
+    this.deps.onRecorded?.();
     const exitedAt = toTimestamp(p.exitedAt);
     this.deps.events.publish(c.namespace, '/tasks/delete', containerd.events.TaskDelete.encode({
       containerId: c.id, pid: p.pid, exitStatus: p.exitStatus, exitedAt,

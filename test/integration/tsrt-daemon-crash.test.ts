@@ -3,7 +3,9 @@
 // daemon serves the containers from the state the old one recorded. Every test runs once per backend:
 // runc and native (whose state the new daemon must adopt without any runtime binary to ask).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -20,7 +22,19 @@ import {
   type Containerd,
 } from './harness.js';
 
-const suite = containerdForFile({ before, after });
+// The daemons of this file's containerd crash at the fault point (src/shim/fault.ts) while this file exists.
+const FAULT_FILE = join(tmpdir(), `tsrt-fault-${process.pid}-${randomBytes(4).toString('hex')}`);
+const suite = containerdForFile({ before, after }, { env: { TSRT_TEST_FAULT: `exit-unrecorded:${FAULT_FILE}` } });
+after(() => rmSync(FAULT_FILE, { force: true }));
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const BACKENDS = [
   { name: 'runc', rt: ['--runtime', TSRT_V2] },
@@ -40,9 +54,9 @@ const logSize = (cd: Containerd): number => readFileSync(cd.logPath).length;
 
 /**
  * Wait until the monitor of `id` has logged (to containerd's log, after `from`) that it lost the daemon.
- * An exit from then on is one the monitor holds for the next daemon. (An exit the monitor wrote to the
- * control connection of a daemon already killed, before it saw the connection close, is lost today:
- * that window is issue 16's to close, and these tests wait until it is past.)
+ * An exit from then on is one the monitor holds for the next daemon. (One it wrote to the connection of a
+ * daemon already killed is sent again too, as it was never acknowledged; the test of the fault point
+ * below covers that window.)
  */
 async function monitorLostDaemon(cd: Containerd, id: string, from: number): Promise<void> {
   await waitFor(() => readFileSync(cd.logPath).subarray(from).toString('utf8').split('\n')
@@ -106,6 +120,28 @@ for (const { name, rt } of BACKENDS) describe(`backend ${name}`, () => {
     process.kill(pid, 'SIGUSR1');
     const r = await child.result;
     assert.equal(r.code, 5, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.notEqual(daemonPid(cd), old);
+    await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });
+    assert.deepEqual(processesWithCwdUnder(cd.bundleDir(id)), []);
+  });
+
+  test('a daemon killed after it read an exit and before it wrote it down: the monitor delivers the exit again to the next daemon', { timeout: 120_000 }, async () => {
+    const cd = suite.containerd();
+    const image = suite.image();
+    const id = uniqueId(`unrecorded-${name}`);
+    const child = cd.ctrSpawn(['run', '--rm', ...rt, image, id, 'sh', '-c', 'trap "exit 7" USR1; while :; do sleep 0.1; done']);
+    await waitFor(async () => (await taskStatus(cd, id)) === 'RUNNING', WAIT_MS, { what: `${id} running` });
+    const pid = await initPid(cd, id);
+    await usr1Trapped(pid);
+    const old = daemonPid(cd);
+    // armed: the next exit a daemon reads kills that daemon before it records the exit or publishes it
+    writeFileSync(FAULT_FILE, '');
+    process.kill(pid, 'SIGUSR1');
+    await waitFor(() => !existsSync(FAULT_FILE) && !alive(old), WAIT_MS, { what: 'the daemon killed at the fault point' });
+    // ctr's Wait, in flight in the dead daemon, is replayed to the next one, which gets the exit again
+    const r = await child.result;
+    assert.equal(r.code, 7, r.stderr);
     assert.equal(r.stderr, '');
     assert.notEqual(daemonPid(cd), old);
     await waitFor(() => !existsSync(cd.bundleDir(id)), WAIT_MS, { what: 'bundle removed' });

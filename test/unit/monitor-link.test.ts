@@ -26,7 +26,7 @@ test('a process reaped in the same read as the spawn reply is not lost', async (
   const spawned = link.spawn({ ioKey: 'k', cwd: '/', stdin: '', stdout: '', stderr: '', argv: ['x'] }, (pid) => router.forget(pid));
   await new Promise((r) => setImmediate(r));
   assert.equal(sock.written.length, 1);
-  sock.emit('data', Buffer.concat([encodeControlFrame(['ok', 1, 77]), encodeControlFrame(['reaped', 77, 0, 5, 0])]));
+  sock.emit('data', Buffer.concat([encodeControlFrame(['ok', 1, 77]), encodeControlFrame(['reaped', 1, 77, 0, 5, 0])]));
   const pid = await spawned;
   assert.equal(pid, 77);
   assert.equal((await router.wait(pid)).status, 0);

@@ -40,7 +40,7 @@ fs.writeFileSync(path.join(dir, 'daemon.pid'), String(process.pid));
 const state = {
   pid: process.pid,
   env: { TSRT_DAEMON_DIR: dir, TTRPC_ADDRESS: process.env.TTRPC_ADDRESS, cwd: process.cwd() },
-  controls: [], proxyHellos: [], reaped: [], checks: {}, errors: [], done: false,
+  controls: [], proxyHellos: [], reaped: [], events: [], checks: {}, errors: [], done: false,
   rpcs: [], partialBytes: 0,
 };
 const sessions = new Map();
@@ -127,6 +127,13 @@ function controlSession(sock) {
   return {
     order, reaped, ooms,
     onFrame(f) {
+      if (f[0] === 'reaped' || f[0] === 'oom') {
+        // every event is numbered; it is acknowledged at once, as a daemon that recorded it would,
+        // unless the file hold-acks exists
+        state.events.push([f[0], f[1], f[2]]);
+        if (!fs.existsSync(path.join(out, 'hold-acks'))) sock.write(encode(['ack', f[1]]));
+        f = [f[0], ...f.slice(2)];
+      }
       if (f[0] === 'ok' || f[0] === 'error') {
         order.push(f[0] + ':' + f[1]);
         const w = waiters.get(f[1]);
@@ -581,6 +588,11 @@ const test = net.createServer((sock) => {
       const s = sessions.get(cmd.monitor);
       const r = s ? await s.ctl.req('shutdown') : ['no-such-monitor'];
       sock.end(JSON.stringify(r) + '\n');
+    } else if (cmd.cmd === 'dropcontrol') {
+      // the control connection breaks; the daemon lives on and the monitor connects again
+      const s = sessions.get(cmd.monitor);
+      if (s) s.sock.destroy();
+      sock.end(JSON.stringify([s ? 'dropped' : 'no-such-monitor']) + '\n');
     } else if (cmd.cmd === 'die') {
       // a crash without answers: every monitor connection and the listener go away at once
       for (const c of conns) c.destroy();
@@ -1145,6 +1157,51 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     } finally {
       sock.destroy();
     }
+  });
+
+  it('sends an event again on the next connection until the daemon acknowledges it', async () => {
+    const hold = path.join(tmp, 'hold-acks');
+    const events = async (): Promise<string[][]> => (await daemonCmd(daemonDir, { cmd: 'state' })).events;
+    const spawnExit = async (code: number): Promise<string> => {
+      const r = await daemonCmd(daemonDir, { cmd: 'spawn', monitor: monitorId,
+        args: [`ack${code}`, '', '', '', '', 3, '/bin/sh', '-c', `exit ${code}`, 0] });
+      assert.equal(r[0], 'ok');
+      return r[2];
+    };
+    const reapedOf = async (pid: string): Promise<string[][]> => (await events()).filter((e) => e[0] === 'reaped' && e[2] === pid);
+    fs.writeFileSync(hold, '');
+    let held: string;
+    try {
+      held = await spawnExit(5);
+      await waitFor('the unacknowledged exit', async () => (await reapedOf(held)).length === 1);
+    } finally {
+      fs.rmSync(hold, { force: true });
+    }
+    const acked = await spawnExit(6);
+    await waitFor('the acknowledged exit', async () => (await reapedOf(acked)).length === 1);
+    const heldNo = (await reapedOf(held))[0]![1]!;
+    const ackedNo = (await reapedOf(acked))[0]![1]!;
+    assert.ok(Number(ackedNo) > Number(heldNo), 'events are numbered in order');
+
+    // the daemon lives on, its control connection breaks: the monitor connects again and sends, ahead of
+    // anything else, the event that was not acknowledged (same number), not the one that was
+    assert.deepEqual(await daemonCmd(daemonDir, { cmd: 'dropcontrol', monitor: monitorId }), ['dropped']);
+    await waitFor('the held exit sent again', async () => (await reapedOf(held)).length === 2);
+    const again = (await reapedOf(held))[1]!;
+    assert.equal(again[1], heldNo);
+    // a request on the new connection is answered after the events sent again: by then nothing else came
+    const later = await spawnExit(3);
+    await waitFor('the later exit', async () => (await reapedOf(later)).length === 1);
+    assert.equal((await reapedOf(acked)).length, 1, 'an acknowledged event is not sent again');
+
+    // acknowledged on the second connection, it is not sent a third time
+    const connections = (await daemonCmd(daemonDir, { cmd: 'state' })).controls.length;
+    assert.deepEqual(await daemonCmd(daemonDir, { cmd: 'dropcontrol', monitor: monitorId }), ['dropped']);
+    await waitFor('the third control connection', async () =>
+      (await daemonCmd(daemonDir, { cmd: 'state' })).controls.length > connections);
+    const last = await spawnExit(4);
+    await waitFor('the last exit', async () => (await reapedOf(last)).length === 1);
+    assert.equal((await reapedOf(held)).length, 2, 'an event acknowledged after a reconnect is not sent again');
   });
 
   it('replays requests safe to repeat (Wait, State) to the next daemon after a crash, answers others UNAVAILABLE', async () => {

@@ -36,6 +36,9 @@ class ScriptedBackend {
   killed: Array<{ execId: string; signal: number; all: boolean }> = [];
   /** Kill resolves only once this has (a test holds a kill in flight). */
   killGate: Promise<void> | null = null;
+  /** Create resolves only once this has; `creating` resolves when a Create has reached the backend. */
+  createGate: Promise<void> | null = null;
+  creating: () => void = () => undefined;
   closedIo: string[] = [];
   finished = new Set<string>();
   paused = false;
@@ -65,6 +68,8 @@ class ScriptedBackend {
         this.state.set(req.id, { created: req.id, type: req.containerType });
         this.options.push(req.options);
         this.created.push(req);
+        this.creating();
+        await this.createGate;
         return { pid: this.newPid() };
       },
       adopt: (req) => { this.adopted.push({ id: req.id, state: req.state }); },
@@ -564,4 +569,47 @@ test('options tsrt does not act on are logged as warnings on the container log, 
   } finally {
     t.cleanup();
   }
+});
+
+test('exitSettled: an exit is settled once recorded, or when no process of the core has its pid and no call in flight can give one that pid', async () => {
+  let recorded = 0;
+  const t = setup(undefined, { onRecorded: () => { recorded++; } });
+  const s = t.service();
+  assert.equal(s.exitSettled(12345), false, 'the restore of an earlier daemon\'s records is in flight');
+  await assert.rejects(t.rpc.state('none'), code(Code.NotFound)); // served once the restore is done
+  assert.equal(s.exitSettled(12345), true, 'an unknown pid with nothing in flight: a runtime command\'s, say');
+  let open!: () => void;
+  t.backend.createGate = new Promise((r) => { open = r; });
+  const reached = new Promise<void>((r) => { t.backend.creating = r; });
+  const creating = t.rpc.create('c1');
+  await reached;
+  assert.equal(s.exitSettled(12345), false, 'a Create in flight may yet give its init that pid');
+  open();
+  await creating;
+  const init = t.backend.made[0]!;
+  assert.equal(s.exitSettled(12345), true);
+  assert.equal(s.exitSettled(init), false, 'the init has not exited');
+  await t.rpc.start('c1');
+  await t.rpc.exec('c1', 'e1');
+  let duringStart: boolean | undefined;
+  t.backend.duringExec = (_req, pid) => {
+    t.backend.exit('c1', 'e1', pid, 5);
+    duringStart = s.exitSettled(pid);
+  };
+  await t.rpc.start('c1', 'e1');
+  assert.equal(duringStart, false, 'an exit held while its Start runs is not recorded yet');
+  assert.equal(s.exitSettled(t.backend.made[1]!), true, 'recorded once Start has returned');
+
+  // a new daemon restores the running init: its exit is not settled until the new daemon records it
+  t.restart();
+  const s2 = t.service();
+  await assert.rejects(t.rpc.state('none'), code(Code.NotFound));
+  assert.equal(s2.exitSettled(init), false);
+  const before = recorded;
+  t.backend.exit('c1', '', init, 3);
+  assert.equal(s2.exitSettled(init), true, 'the exit is written down');
+  assert.ok(recorded > before, 'and that is announced');
+  await t.rpc.delete('c1');
+  assert.equal(s2.exitSettled(init), true, 'a deleted container\'s pid is nobody\'s');
+  t.cleanup();
 });
