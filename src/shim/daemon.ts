@@ -350,7 +350,7 @@ async function main(): Promise<void> {
   const log = daemonLogger(dir);
   process.on('uncaughtException', (e) => log.error({ err: e.stack ?? String(e) }, 'uncaught exception'));
   process.on('unhandledRejection', (e) => log.error({ err: (e as Error)?.stack ?? String(e) }, 'unhandled rejection'));
-  const events = new EventPublisher(ttrpcAddress, log);
+  const events = new EventPublisher(ttrpcAddress, log, path.join(dir, 'events'));
   const daemon = new Daemon(dir, log, events);
   try {
     await daemon.listen();

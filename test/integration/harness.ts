@@ -286,6 +286,9 @@ export interface Containerd {
   ctrSpawn(args: string[], opts?: { namespace?: string; env?: NodeJS.ProcessEnv }): CtrChild;
   /** SIGKILL containerd and start it again with the same config (shims keep running) */
   restart(): Promise<void>;
+  /** SIGKILL containerd and leave it down (its shims and containers stay); `up()` starts it again */
+  down(): Promise<void>;
+  up(): Promise<void>;
   /** tear everything down; throws if something could not be cleaned up */
   stop(): Promise<void>;
   /** bundle directory containerd creates for a task */
@@ -481,6 +484,12 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
     ctrSpawn,
     async restart() {
       await killContainerd('SIGKILL', 10_000);
+      await launch();
+    },
+    async down() {
+      await killContainerd('SIGKILL', 10_000);
+    },
+    async up() {
       await launch();
     },
     stop() {

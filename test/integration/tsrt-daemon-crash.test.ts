@@ -4,11 +4,12 @@
 // runc and native (whose state the new daemon must adopt without any runtime binary to ask).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  RUNC_V2,
   TSRT_V2,
   WAIT_MS,
   containerdForFile,
@@ -19,13 +20,21 @@ import {
   uniqueId,
   usr1Trapped,
   waitFor,
+  watchEvents,
   type Containerd,
 } from './harness.js';
 
-// The daemons of this file's containerd crash at the fault point (src/shim/fault.ts) while this file exists.
+// The daemons of this file's containerd crash at the fault point (src/shim/fault.ts) while FAULT_FILE
+// exists, and hold their events as if containerd were unreachable while HOLD_FILE exists.
 const FAULT_FILE = join(tmpdir(), `tsrt-fault-${process.pid}-${randomBytes(4).toString('hex')}`);
-const suite = containerdForFile({ before, after }, { env: { TSRT_TEST_FAULT: `exit-unrecorded:${FAULT_FILE}` } });
-after(() => rmSync(FAULT_FILE, { force: true }));
+const HOLD_FILE = `${FAULT_FILE}-hold`;
+const suite = containerdForFile({ before, after }, {
+  env: { TSRT_TEST_FAULT: `exit-unrecorded:${FAULT_FILE},events-unreachable:${HOLD_FILE}` },
+});
+after(() => {
+  rmSync(FAULT_FILE, { force: true });
+  rmSync(HOLD_FILE, { force: true });
+});
 
 const alive = (pid: number): boolean => {
   try {
@@ -226,5 +235,58 @@ test('SIGUSR1: the daemon writes a diagnostic report to its log (Node\'s report 
     await waitFor(async () => ['STOPPED', undefined].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
     await cd.ctr(['task', 'rm', id]);
     await cd.ctr(['containers', 'rm', id]);
+  }
+});
+
+// runc-v2's publisher tries an event 5 times, 1 + 2 + 3 + 4 + 5 s apart, and then drops it; containerd stays
+// down longer than that here.
+const RUNC_V2_RETRY_WINDOW_MS = 15_000;
+
+test('containerd down longer than runc-v2 retries: tsrt keeps the exit events on disk and delivers them once it is back', { timeout: 180_000 }, async (t) => {
+  const cd = suite.containerd();
+  const image = suite.image();
+  const mine = uniqueId('kept-tsrt');
+  const ref = uniqueId('kept-runcv2');
+  const loop = ['sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done'];
+  await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, image, mine, ...loop]);
+  await cd.ctrOk(['run', '-d', '--runtime', RUNC_V2, image, ref, ...loop]);
+  const kept = join(tsrtDaemonDir(cd.ttrpcAddress), 'events');
+  let down = false;
+  try {
+    const pids = [await initPid(cd, mine), await initPid(cd, ref)];
+    for (const pid of pids) await usr1Trapped(pid);
+    await cd.down();
+    down = true;
+    for (const pid of pids) process.kill(pid, 'SIGUSR1');
+    for (const pid of pids) await waitFor(() => !existsSync(`/proc/${pid}`), WAIT_MS, { what: `${pid} exited while containerd is down` });
+    await waitFor(() => existsSync(kept) && readdirSync(kept).length > 0, WAIT_MS, { what: 'the TaskExit kept on disk' });
+    // the scenario itself: containerd stays away for longer than runc-v2 keeps trying
+    await new Promise((r) => setTimeout(r, RUNC_V2_RETRY_WINDOW_MS + 5_000));
+    assert.ok(readdirSync(kept).length > 0, 'still kept');
+    // held from here until `ctr events` listens: containerd does not replay events to later subscribers
+    writeFileSync(HOLD_FILE, '');
+    await cd.up();
+    down = false;
+    const events = await watchEvents(cd);
+    try {
+      rmSync(HOLD_FILE, { force: true });
+      const exit = await events.waitFor((e) => e.topic === '/tasks/exit' && e.payload.container_id === mine, 30_000, 'tsrt\'s kept TaskExit');
+      assert.equal(exit.payload.exit_status, 3);
+      await waitFor(() => !existsSync(kept), WAIT_MS, { what: 'the kept events removed once delivered' });
+      // reported, not asserted: what runc-v2 did with its own exit is upstream's behaviour
+      const theirs = events.tasks(ref).filter((e) => e.topic === '/tasks/exit');
+      t.diagnostic(`runc-v2 after ${RUNC_V2_RETRY_WINDOW_MS + 5_000} ms without containerd: ${theirs.length > 0 ? 'delivered its TaskExit' : 'its TaskExit never arrived'}`);
+    } finally {
+      await events.stop();
+    }
+  } finally {
+    rmSync(HOLD_FILE, { force: true });
+    if (down) await cd.up();
+    for (const id of [mine, ref]) {
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => ['STOPPED', undefined].includes(await taskStatus(cd, id)), WAIT_MS, { what: `${id} STOPPED` });
+      await cd.ctr(['task', 'rm', id]);
+      await cd.ctr(['containers', 'rm', id]);
+    }
   }
 });
