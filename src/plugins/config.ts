@@ -44,6 +44,11 @@ export interface ContainerConfig {
   /** Owner given to the process's stdio FIFOs (0/0: left as they are). */
   ioUid: number;
   ioGid: number;
+  /**
+   * How long one runtime command (`runc create`, `kill`, `delete` …, the native launcher) may take before
+   * it is killed and its request fails with DeadlineExceeded (RuntimeTimeout, in seconds).
+   */
+  runtimeTimeoutMs: number;
 }
 
 /** A logger level LogLevel may name; '' leaves the daemon's (TSRT_LOG_LEVEL, else info). */
@@ -90,6 +95,7 @@ export const DEFAULT_CONFIG: Readonly<RuntimeConfig> = {
   noNewKeyring: false,
   ioUid: 0,
   ioGid: 0,
+  runtimeTimeoutMs: 120_000,
   shimCgroup: '',
   backend: 'runc',
   pluginDir: '/etc/tsrt/plugins',
@@ -104,6 +110,8 @@ export function containerConfig(c: RuntimeConfig): ContainerConfig {
   return {
     binaryName: c.binaryName, root: c.root, systemdCgroup: c.systemdCgroup, noPivotRoot: c.noPivotRoot,
     noNewKeyring: c.noNewKeyring, ioUid: c.ioUid, ioGid: c.ioGid,
+    // records of daemons older than the key lack it
+    runtimeTimeoutMs: c.runtimeTimeoutMs ?? DEFAULT_CONFIG.runtimeTimeoutMs,
   };
 }
 
@@ -141,6 +149,7 @@ const KEYS: Record<string, Setter> = {
   NoNewKeyring: (c, v, f) => { c.noNewKeyring = bool(v, 'NoNewKeyring', f); },
   IoUid: (c, v, f) => { c.ioUid = uint32(v, 'IoUid', f); },
   IoGid: (c, v, f) => { c.ioGid = uint32(v, 'IoGid', f); },
+  RuntimeTimeout: (c, v, f) => { c.runtimeTimeoutMs = seconds(v, 'RuntimeTimeout', f) * 1000; },
   ShimCgroup: (c, v, f) => { c.shimCgroup = cgroupPath(v, 'ShimCgroup', f); },
   Backend: (c, v, f) => { c.backend = str(v, 'Backend', f); },
   PluginDir: (c, v, f) => { c.pluginDir = absolutePath(v, 'PluginDir', f); },
@@ -213,6 +222,14 @@ function logLevel(v: unknown, file: string): LogLevel {
     throw new InvalidArgumentError(`${file}: LogLevel must be one of ${LOG_LEVELS.map((l) => JSON.stringify(l)).join(', ')}`);
   }
   return v as LogLevel;
+}
+/** A positive number of seconds, at most a day. */
+function seconds(v: unknown, key: string, file: string): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > 86_400) {
+    throw new InvalidArgumentError(`${file}: ${key} must be a number of seconds above 0 (at most 86400)`);
+  }
+  return n;
 }
 function bool(v: unknown, key: string, file: string): boolean {
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`${file}: ${key} must be true or false`);

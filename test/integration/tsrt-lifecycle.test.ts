@@ -272,6 +272,48 @@ for (const v of variants) {
   });
 }
 
+describe('tsrt with a runtime that hangs', { timeout: 120_000 }, () => {
+  test('a runc kill that never returns blocks nothing: the container, its pod and other containers answer State within a second; the kill fails with DeadlineExceeded at RuntimeTimeout and the stuck command is killed', async () => {
+    const cd = need();
+    const wrapper = join(cd.root, 'hanging-runc');
+    // a runtime whose `kill` never returns (it records its pid first); everything else is runc
+    const hang = '#!/bin/sh\nfor a in "$@"; do if [ "$a" = kill ]; then echo $$ > "$0.pid"; exec sleep 100000; fi; done\nexec runc "$@"\n';
+    writeFileSync(wrapper, hang, { mode: 0o755 });
+    const opts = join(cd.root, 'hanging-runc.toml');
+    writeFileSync(opts, `BinaryName = "${wrapper}"\nRuntimeTimeout = 4\n`);
+    const pod = ['--annotation', `io.containerd.runc.v2.group=${uniqueId('hangpod')}`];
+    const stuck = uniqueId('hang');
+    const podmate = uniqueId('podmate');
+    const other = uniqueId('other');
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, '--runtime-config-path', opts, ...pod, suite.image(), stuck, 'sleep', '600']);
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, ...pod, suite.image(), podmate, 'sleep', '600']);
+    await cd.ctrOk(['run', '-d', '--runtime', TSRT_V2, suite.image(), other, 'sleep', '600']);
+    const tasks = tasksClientFor(cd);
+    try {
+      const kill = cd.ctr(['task', 'kill', stuck]);
+      await waitFor(() => existsSync(`${wrapper}.pid`), WAIT_MS, { what: 'the kill stuck in the runtime' });
+      const hung = Number(readFileSync(`${wrapper}.pid`, 'utf8'));
+      for (const id of [stuck, podmate, other]) {
+        const t0 = Date.now();
+        const st = await tasks.get(id);
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `State of ${id} took ${ms} ms while a kill is stuck`);
+        assert.equal(st.status, 2, `${id} RUNNING`);
+      }
+      const r = await kill;
+      assert.notEqual(r.code, 0, 'the stuck kill fails');
+      assert.match(r.stderr, /kill did not finish within 4 s \(RuntimeTimeout\) and was killed/);
+      await waitFor(() => !isAlive(hung), WAIT_MS, { what: 'the stuck runtime command killed' });
+      assert.equal(await taskStatus(stuck), 'RUNNING', 'the container itself is untouched');
+    } finally {
+      tasks.close();
+      // the runtime behaves again, so that the container can be stopped and removed
+      writeFileSync(wrapper, '#!/bin/sh\nexec runc "$@"\n', { mode: 0o755 });
+      for (const id of [stuck, podmate, other]) await killAndRemove(id);
+    }
+  });
+});
+
 describe('tsrt with bad input', { timeout: 120_000 }, () => {
   const cases: Array<{ what: string; toml: string; expect: RegExp }> = [
     { what: 'an unknown key in the runtime config', toml: 'BinaryNmae = "crun"\n', expect: /unknown key BinaryNmae/ },

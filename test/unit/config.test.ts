@@ -81,12 +81,28 @@ test('LogLevel: unset by default; debug, info, warn or error; anything else is I
   }
 });
 
+test('RuntimeTimeout: 120 s by default; a number of seconds above 0 (fractions too), at most a day; anything else InvalidArgument', () => {
+  assert.equal(configFromOptions(undefined).runtimeTimeoutMs, 120_000);
+  const f = path.join(tmp, 'timeout.toml');
+  for (const [v, ms] of [['4', 4000], ['0.5', 500], ['86400', 86_400_000]] as const) {
+    fs.writeFileSync(f, `RuntimeTimeout = ${v}\n`);
+    assert.equal(containerConfig(configFromOptions(runtimeOptions(f))).runtimeTimeoutMs, ms);
+  }
+  for (const bad of ['0', '-1', '86401', '"30s"', 'true']) {
+    fs.writeFileSync(f, `RuntimeTimeout = ${bad}\n`);
+    assert.throws(() => configFromOptions(runtimeOptions(f)), isInvalid(/RuntimeTimeout must be a number of seconds above 0/));
+  }
+  assert.equal(containerConfig({ ...DEFAULT_CONFIG, runtimeTimeoutMs: undefined as unknown as number }).runtimeTimeoutMs, 120_000,
+    'a record of an older daemon');
+});
+
 test('the scopes of a document: a backend gets the container keys only; the daemon its own', () => {
   const f = path.join(tmp, 'scopes.toml');
   fs.writeFileSync(f, 'BinaryName = "crun"\nIoUid = 5\nLogLevel = "warn"\nMetricsAddress = "127.0.0.1:9464"\nShimCgroup = "/s"\n[backends.x]\na = 1\n');
   const c = configFromOptions(runtimeOptions(f));
   assert.deepEqual(containerConfig(c), {
     binaryName: 'crun', root: DEFAULT_CONFIG.root, systemdCgroup: false, noPivotRoot: false, noNewKeyring: false, ioUid: 5, ioGid: 0,
+    runtimeTimeoutMs: 120_000,
   });
   assert.deepEqual(daemonOptions(c), { metricsAddress: '127.0.0.1:9464', logLevel: 'warn' });
   assert.deepEqual(daemonOptions({}), { metricsAddress: '', logLevel: '' }, 'a record of an older daemon');

@@ -12,6 +12,7 @@ test('every shim error class travels with the code in the wire table', () => {
     ['FailedPreconditionError', [Code.FailedPrecondition, 'boom: failed precondition']],
     ['UnimplementedError', [Code.Unimplemented, 'boom: not implemented']],
     ['UnavailableError', [Code.Unavailable, 'boom: unavailable']],
+    ['DeadlineExceededError', [Code.DeadlineExceeded, 'boom: deadline exceeded']],
     ['RuntimeError', [Code.Unknown, 'boom']],
   ]);
   assert.equal(WIRE_CODES.length, expected.size);

@@ -37,6 +37,10 @@ export class UnimplementedError extends StatusError {
 export class UnavailableError extends StatusError {
   constructor(message: string) { super(Code.Unavailable, withClass(message, 'unavailable')); }
 }
+/** A runtime command or a backend call that did not finish in time (RuntimeTimeout); it was stopped. */
+export class DeadlineExceededError extends StatusError {
+  constructor(message: string) { super(Code.DeadlineExceeded, withClass(message, 'deadline exceeded')); }
+}
 /**
  * Everything runc-v2 reports as a plain error (wrong state transitions, "OCI runtime create failed: …"):
  * containerd sees code Unknown, exactly as with the reference shim.
@@ -52,5 +56,6 @@ export const WIRE_CODES: ReadonlyArray<readonly [new (message: string) => Status
   [FailedPreconditionError, Code.FailedPrecondition],
   [UnimplementedError, Code.Unimplemented],
   [UnavailableError, Code.Unavailable],
+  [DeadlineExceededError, Code.DeadlineExceeded],
   [RuntimeError, Code.Unknown],
 ];

@@ -11,13 +11,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+  DeadlineExceededError, EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
   type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Exit, type Logger, type Stdio,
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
 import { hostProcessIo } from '../host/stdio.js';
 import { signalHostPid } from '../host/signal.js';
+import { exitWithin } from '../host/deadline.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import {
   cgroupJoinDirs, cgroupMountSources, createCgroup, cgroupDirsFor, cgroupPids, freeze, killAll, remove, resolveCgroupsPath, thaw,
@@ -173,7 +174,11 @@ export function createNativeBackend(init: BackendInit): Backend {
     fs.writeFileSync(f.plan, plan, { mode: 0o600 });
     removeFile(f.err);
     const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [launcherPath(), op, f.plan] });
-    const exit = await host.waitExit(pid);
+    const exit = await exitWithin(host.waitExit, pid, c.config.runtimeTimeoutMs);
+    if (!exit) {
+      c.log.error({ op, pid, timeoutMs: c.config.runtimeTimeoutMs }, 'tsrt-launch killed at its deadline');
+      throw new DeadlineExceededError(`tsrt-launch ${op} did not finish within ${c.config.runtimeTimeoutMs / 1000} s (RuntimeTimeout) and was killed`);
+    }
     if (exit.status !== 0) throw launchError(op, f.err, exit.status);
     launchWarnings(f.err, c.log);
     if (terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);

@@ -8,13 +8,14 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError,
+  DeadlineExceededError, EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError,
   type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Logger, type Stdio,
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
 import { hostProcessIo } from '../host/stdio.js';
 import { signalHostPid } from '../host/signal.js';
+import { exitWithin } from '../host/deadline.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import { cgroupMode } from '../../cgroups/mode.js';
 
@@ -23,15 +24,25 @@ import { cgroupMode } from '../../cgroups/mode.js';
 /** How long a runtime may take to hand over the pty master after `create`/`exec` returned. */
 const CONSOLE_WAIT_MS = 10_000;
 
-interface CommandResult { code: number; stdout: string; stderr: string }
+interface CommandResult { code: number; stdout: string; stderr: string; timedOut?: boolean }
 
-function run(argv: string[], cwd?: string): Promise<CommandResult> {
+/**
+ * Runs a short runtime command from the daemon. Past timeoutMs Node SIGKILLs it (its own child, not yet
+ * reaped, so the pid cannot have been reused) and the result says timedOut.
+ */
+function run(argv: string[], cwd: string | undefined, timeoutMs: number): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 16 << 20, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const timedOut = !!err && (err as { killed?: boolean }).killed === true;
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr: stderr || (err && !stderr ? err.message : '') });
+      resolve({ code, stdout, stderr: stderr || (err && !stderr ? err.message : ''), timedOut });
     });
   });
+}
+
+/** The error of a runtime command that RuntimeTimeout ended. */
+function overdue(op: string, timeoutMs: number): DeadlineExceededError {
+  return new DeadlineExceededError(`OCI runtime ${op} did not finish within ${timeoutMs / 1000} s (RuntimeTimeout) and was killed`);
 }
 
 /** The last error runc/crun wrote to its JSON log, which is what runc-v2 reports too. */
@@ -117,9 +128,19 @@ export function createRuncBackend(init: BackendInit): Backend {
     return new RuntimeError(`OCI runtime ${op} failed: ${detail}`);
   }
 
+  /** A short runtime command of container c, ended (and reported) at its deadline. */
+  async function command(op: string, c: RuncContainer, args: string[]): Promise<CommandResult> {
+    const res = await run([...globalArgs(c), ...args], c.bundle, c.config.runtimeTimeoutMs);
+    if (res.timedOut) {
+      c.log.error({ op, timeoutMs: c.config.runtimeTimeoutMs }, 'runtime command killed at its deadline');
+      throw overdue(op, c.config.runtimeTimeoutMs);
+    }
+    return res;
+  }
+
   async function simple(op: string, id: string, args: string[]): Promise<CommandResult> {
     const c = containerOf(id);
-    const res = await run([...globalArgs(c), ...args], c.bundle);
+    const res = await command(op, c, args);
     if (res.code !== 0) throw await failure(op, c.bundle, res);
     return res;
   }
@@ -142,7 +163,11 @@ export function createRuncBackend(init: BackendInit): Backend {
     const consoleArgs = consoleSocket ? ['--console-socket', consoleSocket] : [];
     const argv = [...globalArgs(c), op, ...consoleArgs, '--pid-file', pidFile, ...args];
     const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
-    const exit = await host.waitExit(pid);
+    const exit = await exitWithin(host.waitExit, pid, c.config.runtimeTimeoutMs);
+    if (!exit) {
+      c.log.error({ op, pid, timeoutMs: c.config.runtimeTimeoutMs }, 'runtime command killed at its deadline');
+      throw overdue(op, c.config.runtimeTimeoutMs);
+    }
     if (exit.status !== 0) throw await failure(op, bundle, { code: exit.status, stdout: '', stderr: '' });
     if (stdio.terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
     const processPid = Number(readFileSync(pidFile, 'utf8').trim());
@@ -233,7 +258,7 @@ export function createRuncBackend(init: BackendInit): Backend {
         signalHostPid(pid, signal);
         return;
       }
-      const res = await run([...globalArgs(c), 'kill', ...(all ? ['--all'] : []), id, String(signal)], c.bundle);
+      const res = await command('kill', c, ['kill', ...(all ? ['--all'] : []), id, String(signal)]);
       if (res.code === 0) return;
       const why = (await lastLoggedError(path.join(c.bundle, 'log.json'))) ?? res.stderr;
       if (/process already finished|container not running|no such process|not running/i.test(why)) {
@@ -245,7 +270,7 @@ export function createRuncBackend(init: BackendInit): Backend {
     async delete(id, force) {
       const c = containers.get(id);
       if (!c) return;
-      const res = await run([...globalArgs(c), 'delete', ...(force ? ['--force'] : []), id], c.bundle);
+      const res = await command('delete', c, ['delete', ...(force ? ['--force'] : []), id]);
       if (res.code !== 0) {
         const why = (await lastLoggedError(path.join(c.bundle, 'log.json'))) ?? res.stderr;
         if (!/does not exist|not found/i.test(why)) throw new RuntimeError(`OCI runtime delete failed: ${why.trim()}`);
