@@ -311,8 +311,14 @@ export class TaskService {
     return (this.deps.loadBackend ?? loadBackend)(name, pluginDir);
   }
 
+  /**
+   * The request's containerd namespace; it names directories (the runtime's root, the state records), so
+   * it must be one containerd itself would accept (the identifier rule, as for container ids).
+   */
   private namespaceOf(ctx: RequestContext): string {
-    return ctx.metadata.get(NS_KEY)?.[0] ?? this.deps.link.hello.namespace;
+    const ns = ctx.metadata.get(NS_KEY)?.[0] ?? this.deps.link.hello.namespace;
+    if (!CONTAINER_ID.test(ns)) throw new InvalidArgumentError(`invalid namespace ${JSON.stringify(ns)}`);
+    return ns;
   }
 
   private get(id: string): Container {

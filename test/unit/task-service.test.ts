@@ -127,6 +127,9 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
   const restart = () => { service = newService(); h = service.handlers(); };
   const ctx = (): RequestContext => ({ service: 'containerd.task.v2.Task', method: '', metadata: new Map(), signal: new AbortController().signal });
   const call = (m: string, bytes: Uint8Array): Promise<Uint8Array> => (h[m] as Handler)(bytes, ctx());
+  /** A Create in containerd namespace ns (the request's metadata). */
+  const createIn = (ns: string, id: string): Promise<Uint8Array> => (h.Create as Handler)(task.CreateTaskRequest.encode({ id, bundle }).finish(),
+    { ...ctx(), metadata: new Map([['containerd-namespace-ttrpc', [ns]]]) });
   const rpc = {
     create: (id: string, more: containerd.task.v2.CreateTaskRequest.$Properties = {}) =>
       call('Create', task.CreateTaskRequest.encode({ id, bundle, ...more }).finish()),
@@ -147,7 +150,7 @@ function setup(spec: object = { linux: { namespaces: [{ type: 'pid' }] } }, deps
       id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(json) },
     }).finish()),
   };
-  return { rpc, topics, backend, restart, oomWatched, mounts, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { rpc, createIn, topics, backend, restart, oomWatched, mounts, bundle, service: () => service, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 const code = (c: Code) => (e: unknown) => (e as { code?: number }).code === c;
@@ -416,7 +419,13 @@ test('bad input to Create: ids, bundle paths and config.json are checked before 
   await assert.rejects(t.rpc.create('c1'), code(Code.InvalidArgument));
   fs.writeFileSync(path.join(t.bundle, 'config.json'), '[1]');
   await assert.rejects(t.rpc.create('c1'), (e: unknown) => code(Code.InvalidArgument)(e) && /must hold a JSON object/.test((e as Error).message));
+  // the namespace names the runtime's root and the records' directory: containerd's identifier rule
+  fs.writeFileSync(path.join(t.bundle, 'config.json'), JSON.stringify({ process: { args: ['true'] } }));
+  for (const ns of ['', '..', '../../x', 'a/b', ' ', '\u{1F600}', 'n'.repeat(77)]) {
+    await assert.rejects(t.createIn(ns, 'c1'), (e: unknown) => code(Code.InvalidArgument)(e) && /invalid namespace/.test((e as Error).message), JSON.stringify(ns));
+  }
   assert.deepEqual(t.topics, [], 'nothing was created');
+  await t.createIn('k8s.io', 'c2');
   // the longest id containerd allows is fine
   fs.writeFileSync(path.join(t.bundle, 'config.json'), JSON.stringify({ process: { args: ['true'] } }));
   await t.rpc.create(`a${'b'.repeat(74)}c`);
