@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SPAWN_AFTER_MS 2000
@@ -400,6 +404,45 @@ static void do_oomwatch(char **f, size_t n)
 	reply_ok(f[1], NULL);
 }
 
+/* signal <seq> <pid> <signo>: signals pid only while it is a child of the monitor that has not been
+ * reaped. The monitor is the only process that reaps its children and it is single-threaded, so between
+ * that check and the signal the pid cannot be freed and given to another process: a process that has
+ * exited (reaped, or a zombie) is ESRCH, never a stranger that got its pid. The signal itself goes
+ * through a pidfd where the kernel has them. */
+static void do_signal(char **f, size_t n)
+{
+	size_t pid, sig;
+	if (n != 4 || parse_count(f[2], &pid) < 0 || parse_count(f[3], &sig) < 0 || pid < 1 || pid > INT32_MAX ||
+	    sig > 64) {
+		reply_err(f[1], EINVAL, "malformed signal request");
+		return;
+	}
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid != 0) {
+		char err[96];
+		snprintf(err, sizeof err, "process %zu has exited (or is not a child of this shim)", pid);
+		reply_err(f[1], ESRCH, err);
+		return;
+	}
+	int rc = -1, fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd >= 0) {
+		rc = (int)syscall(SYS_pidfd_send_signal, fd, (int)sig, NULL, 0);
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else if (errno == ENOSYS) {
+		rc = kill((pid_t)pid, (int)sig);
+	}
+	if (rc < 0) {
+		char err[96];
+		snprintf(err, sizeof err, "signal %zu to process %zu: %s", sig, pid, strerror(errno));
+		reply_err(f[1], errno, err);
+		return;
+	}
+	reply_ok(f[1], NULL);
+}
+
 /* copy <seq> <io key> <in|out> <endpoint> <target> */
 static void do_copy(char **f, size_t n)
 {
@@ -467,6 +510,8 @@ static void dispatch(char **f, size_t n)
 		do_oomwatch(f, n);
 	} else if (strcmp(req, "copy") == 0) {
 		do_copy(f, n);
+	} else if (strcmp(req, "signal") == 0) {
+		do_signal(f, n);
 	} else if (strcmp(req, "iostats") == 0 && n == 2) {
 		do_iostats(f[1]);
 	} else if (strcmp(req, "mount") == 0) {

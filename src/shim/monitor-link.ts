@@ -156,6 +156,8 @@ export class MonitorLink {
     return Number(pid);
   }
   async closeIo(ioKey: string): Promise<void> { await this.request('closeio', [ioKey]); }
+  /** Signals a child of the monitor that has not exited (ESRCH as a MonitorRequestError otherwise). */
+  async signal(pid: number, signal: number): Promise<void> { await this.request('signal', [pid, signal]); }
   /** A console socket for ioKey; the monitor copies between the pty master it receives and the specs. */
   async console(ioKey: string, stdin: string, stdout: string): Promise<string> {
     const [socketPath] = await this.request('console', [ioKey, stdin, stdout]);

@@ -17,13 +17,16 @@ import {
 import { ShimProcess, type ProcessStatus } from './process.js';
 import { parseTime, toTimestamp } from './time.js';
 import type { EventPublisher } from './events.js';
-import type { Exit, MonitorLink } from './monitor-link.js';
+import { MonitorRequestError, type Exit, type MonitorLink } from './monitor-link.js';
 import type { ExitRouter } from './exit-router.js';
 import { containerLogger, logLevel, type ContainerLogger, type Logger } from './log.js';
 import type { RuntimeConfig } from '../plugins/config.js';
 import type { ContainerRecord, ProcessRecord, StateStore } from './state-store.js';
 import { faultPoint } from './fault.js';
 import { joinCgroup } from '../cgroups/join.js';
+
+/** errno of a signal to a process that has exited (the monitor's `signal` reply). */
+const ESRCH = 3;
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -237,6 +240,14 @@ export class TaskService {
         // a pid the monitor hands out again drops an old exit recorded for it, before the new process's own
         spawn: (s) => link.spawn(s, (pid) => router.forget(pid)),
         waitExit: (pid) => router.wait(pid),
+        signal: async (pid, signal) => {
+          try {
+            await link.signal(pid, signal);
+          } catch (e) {
+            if (e instanceof MonitorRequestError && e.errno === ESRCH) throw new NotFoundError('process already finished');
+            throw e;
+          }
+        },
         console: (key, stdin, stdout) => link.console(key, stdin, stdout),
         consoleWait: (key, ms) => link.consoleWait(key, ms),
         resize: (key, w, h) => link.resize(key, w, h),

@@ -6,7 +6,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -1202,6 +1202,39 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     const last = await spawnExit(4);
     await waitFor('the last exit', async () => (await reapedOf(last)).length === 1);
     assert.equal((await reapedOf(held)).length, 2, 'an event acknowledged after a reconnect is not sent again');
+  });
+
+  it('signal reaches a child that has not exited, and never a process that took the pid of one that has', async () => {
+    const req = async (...args: unknown[]): Promise<string[]> => {
+      const f: string[] = await daemonCmd(daemonDir, { cmd: 'req', monitor: monitorId, args });
+      return [f[0]!, ...f.slice(2)]; // without the sequence number
+    };
+    const r = await daemonCmd(daemonDir, { cmd: 'spawn', monitor: monitorId, args: ['sig1', '', '', '', '', 2, 'sleep', '1000', 0] });
+    assert.equal(r[0], 'ok');
+    const pid = Number(r[2]);
+    assert.deepEqual(await req('signal', pid, 0), ['ok']);
+    assert.deepEqual(await req('signal', pid, 9), ['ok']);
+    await waitFor('the child reaped', async () => (await daemonCmd(daemonDir, { cmd: 'state' })).reaped.some((e: string[]) => e[0] === String(pid)));
+    // another process gets the same pid (the kernel hands out ns_last_pid + 1 next, unless another fork
+    // comes first: tried again then)
+    let squatter: ReturnType<typeof spawnChild> | null = null;
+    for (let i = 0; i < 100 && !squatter; i++) {
+      fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+      const c = spawnChild('sleep', ['1000'], { stdio: 'ignore' });
+      if (c.pid === pid) squatter = c;
+      else c.kill('SIGKILL');
+    }
+    assert.ok(squatter, `pid ${pid} taken again`);
+    try {
+      const [kind, errno] = await req('signal', pid, 9);
+      assert.deepEqual([kind, errno], ['error', '3'], 'ESRCH: the exited child is not signalled through its recycled pid');
+      assert.equal(pidAlive(pid), true, 'the process that took the pid is untouched');
+      // a process that is not the monitor's child at all
+      assert.deepEqual((await req('signal', process.pid, 0)).slice(0, 2), ['error', '3']);
+      assert.deepEqual((await req('signal', 'x', 9)).slice(0, 2), ['error', '22']);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
   });
 
   it('replays requests safe to repeat (Wait, State) to the next daemon after a crash, answers others UNAVAILABLE', async () => {

@@ -94,6 +94,12 @@ export interface ProcessHost {
   /** The exit of a process the monitor reaps (its own children and adopted orphans alike). */
   waitExit(pid: number): Promise<Exit>;
   /**
+   * Signals a child of the monitor (one it spawned or adopted) only while it has not exited: a pid that
+   * exited and was taken by another process is never signalled. NotFoundError ("process already finished")
+   * once it has exited, or if it is not the monitor's child.
+   */
+  signal(pid: number, signal: number): Promise<void>;
+  /**
    * A console socket for `ioKey` (the OCI `--console-socket` protocol): the monitor receives the pty
    * master sent to it and copies between the master and the given stdin/stdout specs. Returns its path.
    */

@@ -1,21 +1,19 @@
 // A deadline on a command the monitor spawned, for backends that run runtime commands as host processes.
-import type { Exit } from '../api/index.js';
+import type { Exit, ProcessHost } from '../api/index.js';
 
 /**
- * The command's exit, or null once timeoutMs has passed: the command is then SIGKILLed. Its exit has not
- * been reported, so the monitor has not reaped it and the pid is still the command's.
+ * The command's exit, or null once timeoutMs has passed: the command is then SIGKILLed through the
+ * monitor, which signals it only while it has not exited (so never a process that took its pid).
  */
-export async function exitWithin(waitExit: (pid: number) => Promise<Exit>, pid: number, timeoutMs: number): Promise<Exit | null> {
+export async function exitWithin(host: Pick<ProcessHost, 'waitExit' | 'signal'>, pid: number, timeoutMs: number): Promise<Exit | null> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), timeoutMs); });
   try {
-    const first = await Promise.race([waitExit(pid), late]);
+    const first = await Promise.race([host.waitExit(pid), late]);
     if (first) return first;
   } finally {
     clearTimeout(timer);
   }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch { /* it exited just now */ }
+  await host.signal(pid, 9).catch(() => undefined); // it exited just now
   return null;
 }

@@ -17,7 +17,6 @@ import {
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
 import { hostProcessIo } from '../host/stdio.js';
-import { signalHostPid } from '../host/signal.js';
 import { exitWithin } from '../host/deadline.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import {
@@ -174,7 +173,7 @@ export function createNativeBackend(init: BackendInit): Backend {
     fs.writeFileSync(f.plan, plan, { mode: 0o600 });
     removeFile(f.err);
     const pid = await host.spawn({ ioKey, cwd: c.bundle, ...io, argv: [launcherPath(), op, f.plan] });
-    const exit = await exitWithin(host.waitExit, pid, c.config.runtimeTimeoutMs);
+    const exit = await exitWithin(host, pid, c.config.runtimeTimeoutMs);
     if (!exit) {
       c.log.error({ op, pid, timeoutMs: c.config.runtimeTimeoutMs }, 'tsrt-launch killed at its deadline');
       throw new DeadlineExceededError(`tsrt-launch ${op} did not finish within ${c.config.runtimeTimeoutMs / 1000} s (RuntimeTimeout) and was killed`);
@@ -293,7 +292,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       if (execId) {
         const pid = c.execPids.get(execId);
         if (pid === undefined) throw new NotFoundError(`process does not exist ${execId}`);
-        signalHostPid(pid, signal);
+        await host.signal(pid, signal);
         return;
       }
       if (c.initExited && !all) throw new NotFoundError('process already finished');
@@ -302,7 +301,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         if (n === 0 && c.initExited) throw new NotFoundError('process already finished');
         return;
       }
-      signalHostPid(c.initPid, signal);
+      await host.signal(c.initPid, signal);
     },
 
     async delete(id) {

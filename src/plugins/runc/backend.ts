@@ -14,7 +14,6 @@ import {
 import { HostCgroups } from '../host/cgroup-watch.js';
 import { HostRootfs } from '../host/rootfs.js';
 import { hostProcessIo } from '../host/stdio.js';
-import { signalHostPid } from '../host/signal.js';
 import { exitWithin } from '../host/deadline.js';
 import { writeCleanupCommand } from '../host/cleanup.js';
 import { cgroupMode } from '../../cgroups/mode.js';
@@ -163,7 +162,7 @@ export function createRuncBackend(init: BackendInit): Backend {
     const consoleArgs = consoleSocket ? ['--console-socket', consoleSocket] : [];
     const argv = [...globalArgs(c), op, ...consoleArgs, '--pid-file', pidFile, ...args];
     const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
-    const exit = await exitWithin(host.waitExit, pid, c.config.runtimeTimeoutMs);
+    const exit = await exitWithin(host, pid, c.config.runtimeTimeoutMs);
     if (!exit) {
       c.log.error({ op, pid, timeoutMs: c.config.runtimeTimeoutMs }, 'runtime command killed at its deadline');
       throw overdue(op, c.config.runtimeTimeoutMs);
@@ -255,7 +254,7 @@ export function createRuncBackend(init: BackendInit): Backend {
         // An exec is signalled directly; `all` does not apply to it (runc-v2 alike).
         const pid = c.execPids.get(execId);
         if (pid === undefined) throw new NotFoundError(`process does not exist ${execId}`);
-        signalHostPid(pid, signal);
+        await host.signal(pid, signal);
         return;
       }
       const res = await command('kill', c, ['kill', ...(all ? ['--all'] : []), id, String(signal)]);
