@@ -315,7 +315,17 @@ class Daemon {
       }
     } catch { /* already gone */ }
     this.server?.close();
-    void this.events.flush(2000).finally(() => process.exit(0));
+    void this.events.flush(2000).finally(() => {
+      // Of the daemon's directory only what the next daemon needs stays: records of containers still
+      // running, events still kept for containerd; daemon.log too, the operator's. (An empty state/ was
+      // left behind by every daemon that exited idle.)
+      for (const sub of ['state', 'events']) {
+        try {
+          fs.rmdirSync(path.join(this.dir, sub));
+        } catch { /* not there, or not empty */ }
+      }
+      process.exit(0);
+    });
   }
 }
 
