@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG, configFromOptions, containerConfig, daemonOptions, type
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
 import {
-  AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+  AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
 } from '../plugins/api/errors.js';
 import { ShimProcess, type ProcessStatus } from './process.js';
 import { parseTime, toTimestamp } from './time.js';
@@ -27,6 +27,8 @@ import { joinCgroup } from '../cgroups/join.js';
 
 /** errno of a signal to a process that has exited (the monitor's `signal` reply). */
 const ESRCH = 3;
+/** How much longer than RuntimeTimeout the core waits for a backend call (at most). */
+const BACKEND_GRACE_MS = 5000;
 
 const task = containerd.task.v2;
 const Status = containerd.v1.types.Status;
@@ -191,6 +193,25 @@ export class TaskService {
       execs: [...c.execs.values()].map((e) => ({ ...processRecord(e), execId: e.execId, stdio: e.stdio, spec: e.spec })),
       backendState: c.backend.stateOf?.(c.id),
     };
+  }
+
+  /**
+   * A backend call, bounded: past the container's RuntimeTimeout and a grace of 5 s, or of RuntimeTimeout
+   * again where that is shorter (a backend's own
+   * deadline, whose message says more, comes first) the request fails with DeadlineExceeded. The call is
+   * not awaited any further; whatever it still does is the backend's.
+   */
+  private bounded<T>(c: Container, op: string, call: Promise<T>): Promise<T> {
+    const timeout = c.config.runtimeTimeoutMs ?? DEFAULT_CONFIG.runtimeTimeoutMs;
+    const ms = timeout + Math.min(BACKEND_GRACE_MS, timeout);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        c.logger.log.error({ op, backend: c.backendName, ms }, 'backend call did not return in time');
+        reject(new DeadlineExceededError(`backend ${c.backendName}: ${op} did not return within ${ms / 1000} s`));
+      }, ms);
+    });
+    return Promise.race([call, late]).finally(() => clearTimeout(timer));
   }
 
   private persist(c: Container): void {
@@ -474,10 +495,10 @@ export class TaskService {
       // Registered before the runtime runs so that an init dying at once is matched to this container.
       this.containers.set(id, c);
       const containerType = spec.annotations?.['io.kubernetes.cri.container-type'] ?? '';
-      const { pid } = await backend.create({
+      const { pid } = await this.bounded(c, 'create', backend.create({
         id, bundle: req.bundle, namespace, rootfs, config: containerConfig(config), options: config.backendOptions[backendName] ?? {},
         log: logger.log, stdio: processStdio, ioKey: c.init.ioKey, containerType,
-      });
+      }));
       c.init.pid = pid;
     } catch (e) {
       this.containers.delete(id);
@@ -532,7 +553,7 @@ export class TaskService {
     p.starting = true;
     try {
       if (p.execId) {
-        const { pid } = await c.backend.exec({ id: c.id, execId: p.execId, spec: p.spec ?? {}, stdio: p.stdio, ioKey: p.ioKey });
+        const { pid } = await this.bounded(c, 'exec', c.backend.exec({ id: c.id, execId: p.execId, spec: p.spec ?? {}, stdio: p.stdio, ioKey: p.ioKey }));
         p.pid = pid;
         p.spec = null;
         p.status = 'running';
@@ -543,7 +564,7 @@ export class TaskService {
           containerId: c.id, execId: p.execId, pid,
         }).finish());
       } else {
-        await c.backend.start(c.id);
+        await this.bounded(c, 'start', c.backend.start(c.id));
         p.status = 'running';
         this.persist(c);
         this.deps.events.publish(c.namespace, '/tasks/start', containerd.events.TaskStart.encode({ containerId: c.id, pid: p.pid }).finish());
@@ -630,7 +651,7 @@ export class TaskService {
       if (p.pid === 0) throw new FailedPreconditionError('process not created');
       if (p.status === 'stopped') throw new NotFoundError('process already finished');
     }
-    await c.backend.signal(c.id, p.execId, req.signal, req.all);
+    await this.bounded(c, 'kill', c.backend.signal(c.id, p.execId, req.signal, req.all));
     return empty();
   }
 
@@ -641,11 +662,11 @@ export class TaskService {
     if (p.status !== 'created' && p.status !== 'stopped') throw new RuntimeError(`cannot delete a ${p.status} process`);
     if (p.execId) return this.deleteExec(c, p);
     if (p.status === 'created') {
-      await c.backend.delete(c.id, true);
+      await this.bounded(c, 'delete', c.backend.delete(c.id, true));
       // The blocked init dies with the container; record its exit if the monitor reaps it promptly.
       await Promise.race([p.exited, new Promise((r) => setTimeout(r, 2000))]);
     } else {
-      await c.backend.delete(c.id, false);
+      await this.bounded(c, 'delete', c.backend.delete(c.id, false));
     }
     p.status = 'deleted';
     const { link } = this.deps;
@@ -681,7 +702,7 @@ export class TaskService {
   private async pids(req: containerd.task.v2.PidsRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     if (c.init.hasExited || c.init.status === 'deleted') throw new RuntimeError(`container ${c.id} is not running`);
-    const pids = await c.backend.pids(c.id);
+    const pids = await this.bounded(c, 'pids', c.backend.pids(c.id));
     const execByPid = new Map<number, string>();
     for (const e of c.execs.values()) if (e.pid > 0) execByPid.set(e.pid, e.execId);
     return task.PidsResponse.encode({
@@ -699,7 +720,7 @@ export class TaskService {
     if (p.status !== 'running' || c.heldInitExit) throw new RuntimeError(wrongState('pause', c.heldInitExit ? 'stopped' : p.status));
     p.status = 'pausing';
     try {
-      await c.backend.pause(c.id);
+      await this.bounded(c, 'pause', c.backend.pause(c.id));
     } catch (e) {
       if (p.status === 'pausing') p.status = 'running';
       throw e;
@@ -715,7 +736,7 @@ export class TaskService {
     const c = this.get(req.id);
     const p = c.init;
     if (p.status !== 'paused') throw new RuntimeError(wrongState('resume', p.status));
-    await c.backend.resume(c.id);
+    await this.bounded(c, 'resume', c.backend.resume(c.id));
     if (p.status === 'paused') p.status = 'running';
     this.persist(c);
     this.deps.events.publish(c.namespace, '/tasks/resumed', containerd.events.TaskResumed.encode({ containerId: c.id }).finish());
@@ -727,27 +748,27 @@ export class TaskService {
     const s = c.init.status;
     if (c.init.hasExited || s === 'stopped' || s === 'deleted') throw new RuntimeError(wrongState('update', s));
     if (!req.resources) throw new InvalidArgumentError('update needs resources');
-    await c.backend.update(c.id, parseJsonObject('resources', req.resources.value));
+    await this.bounded(c, 'update', c.backend.update(c.id, parseJsonObject('resources', req.resources.value)));
     return empty();
   }
 
   private async stats(req: containerd.task.v2.StatsRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
-    return task.StatsResponse.encode({ stats: await c.backend.stats(c.id) }).finish();
+    return task.StatsResponse.encode({ stats: await this.bounded(c, 'stats', c.backend.stats(c.id)) }).finish();
   }
 
   private async resizePty(req: containerd.task.v2.ResizePtyRequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
     if (p.status === 'deleted') throw new NotFoundError(`process ${p.id} has been deleted`);
-    if (p.stdio.terminal) await c.backend.resizePty(p.ioKey, req.width, req.height);
+    if (p.stdio.terminal) await this.bounded(c, 'resize', c.backend.resizePty(p.ioKey, req.width, req.height));
     return empty();
   }
 
   private async closeIo(req: containerd.task.v2.CloseIORequest): Promise<Uint8Array> {
     const c = this.get(req.id);
     const p = this.process(c, req.execId);
-    if (req.stdin) await c.backend.closeIo(p.ioKey);
+    if (req.stdin) await this.bounded(c, 'closeio', c.backend.closeIo(p.ioKey));
     return empty();
   }
 

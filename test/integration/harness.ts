@@ -286,8 +286,8 @@ export interface Containerd {
   ctrSpawn(args: string[], opts?: { namespace?: string; env?: NodeJS.ProcessEnv }): CtrChild;
   /** SIGKILL containerd and start it again with the same config (shims keep running) */
   restart(): Promise<void>;
-  /** SIGKILL containerd and leave it down (its shims and containers stay); `up()` starts it again */
-  down(): Promise<void>;
+  /** stop containerd (SIGKILL, or the signal given) and leave it down (its shims and containers stay); `up()` starts it again */
+  down(signal?: NodeJS.Signals): Promise<void>;
   up(): Promise<void>;
   /** tear everything down; throws if something could not be cleaned up */
   stop(): Promise<void>;
@@ -486,8 +486,8 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
       await killContainerd('SIGKILL', 10_000);
       await launch();
     },
-    async down() {
-      await killContainerd('SIGKILL', 10_000);
+    async down(signal: NodeJS.Signals = 'SIGKILL') {
+      await killContainerd(signal, 10_000);
     },
     async up() {
       await launch();

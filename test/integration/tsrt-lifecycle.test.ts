@@ -18,6 +18,7 @@ import {
   shimSocketPath,
   taskStatus as harnessTaskStatus,
   uniqueId,
+  usr1Trapped,
   waitFor,
   watchEvents,
   type Containerd,
@@ -334,7 +335,41 @@ describe('tsrt with bad input', { timeout: 120_000 }, () => {
   }
 });
 
-describe('tsrt across a containerd restart', { timeout: 120_000 }, () => {
+describe('tsrt across a containerd restart', { timeout: 300_000 }, () => {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    test(`containerd stopped with ${signal}, 20 running containers (runc and native): those that exit meanwhile are STOPPED with their codes, the others RUNNING`, async () => {
+      const cd = need();
+      const ids = Array.from({ length: 20 }, (_, i) => uniqueId(`many${i}`));
+      const rt = (i: number) => (i % 2 === 0 ? ['--runtime', TSRT_V2] : ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native']);
+      try {
+        for (const [i, id] of ids.entries()) {
+          await cd.ctrOk(['run', '-d', ...rt(i), suite.image(), id, 'sh', '-c', `trap "exit ${10 + i}" USR1; while :; do sleep 0.1; done`]);
+        }
+        const pids = await Promise.all(ids.map(async (id) => Number((await cd.ctrOk(['task', 'ps', id])).split('\n')[1]!.trim().split(/\s+/)[0])));
+        for (const pid of pids) await usr1Trapped(pid);
+        await cd.down(signal);
+        // every other container exits while containerd is away
+        const exiting = ids.map((_, i) => i).filter((i) => i % 4 < 2);
+        for (const i of exiting) process.kill(pids[i]!, 'SIGUSR1');
+        for (const i of exiting) await waitFor(() => !existsSync(`/proc/${pids[i]}`), WAIT_MS, { what: `${ids[i]} exited` });
+        await cd.up();
+        const tasks = tasksClientFor(cd);
+        try {
+          for (const [i, id] of ids.entries()) {
+            const st = await tasks.get(id);
+            if (exiting.includes(i)) assert.deepEqual([st.status, st.exitStatus], [3, 10 + i], `${id} STOPPED with its code`);
+            else assert.equal(st.status, 2, `${id} RUNNING`);
+          }
+        } finally {
+          tasks.close();
+        }
+      } finally {
+        for (const id of ids) await killAndRemove(id).catch(() => undefined);
+      }
+      for (const id of ids) await assertGone(id);
+    });
+  }
+
   test('running containers are RUNNING again, one that exited meanwhile is STOPPED with its status', async () => {
     const cd = need();
     const a = uniqueId('survive');

@@ -622,3 +622,18 @@ test('exitSettled: an exit is settled once recorded, or when no process of the c
   assert.equal(s2.exitSettled(init), true, 'a deleted container\'s pid is nobody\'s');
   t.cleanup();
 });
+
+test('a backend call that never returns fails with DeadlineExceeded after RuntimeTimeout and a grace; other requests are served meanwhile', async () => {
+  const t = setup();
+  const opts = path.join(t.bundle, 'opts.toml');
+  fs.writeFileSync(opts, 'RuntimeTimeout = 0.2\n');
+  await t.rpc.create('c1', { options: { typeUrl: 'runtimeoptions.v1.Options', value: runtimeoptions.v1.Options.encode({ configPath: opts }).finish() } });
+  await t.rpc.start('c1');
+  t.backend.killGate = new Promise(() => undefined); // the backend's kill never returns
+  const started = Date.now();
+  const kill = t.rpc.kill('c1', '', 15);
+  assert.equal((await t.rpc.state('c1')).status, containerd.v1.types.Status.RUNNING, 'State is answered while the kill hangs');
+  await assert.rejects(kill, (e: unknown) => code(Code.DeadlineExceeded)(e) && /backend runc: kill did not return within 0.4 s/.test((e as Error).message));
+  assert.ok(Date.now() - started >= 380, 'not before RuntimeTimeout and its grace');
+  t.cleanup();
+});
