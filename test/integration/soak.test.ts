@@ -4,7 +4,9 @@
 // must be the same: this containerd's processes, their zombies, mounts, the namespace's cgroups in every
 // hierarchy, ctr's FIFOs, shim and console sockets, everything under /run/tsrt, and the open fds of the
 // daemon and of the monitor of a container that runs throughout. The daemon's RSS before and after is
-// reported (not compared: the heap grows and shrinks with the collector).
+// reported (not compared: the heap grows and shrinks with the collector), and so is its JavaScript heap in
+// use from the SIGUSR1 report: live objects only when the daemon runs with --expose-gc, which
+// SOAK_NODE=<a wrapper that runs node --expose-gc> arranges (TSRT_NODE of the shims).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { TSRT_V2, WAIT_MS, containerdForFile, taskStatus, tsrtDaemonDir, uniqueId, waitFor, type Containerd } from './harness.js';
 import { listZombies, readMountinfo } from './lib/procfs.js';
 
-const suite = containerdForFile({ before, after });
+const suite = containerdForFile({ before, after }, process.env.SOAK_NODE ? { env: { TSRT_NODE: process.env.SOAK_NODE } } : {});
 const LIFECYCLES = Number(process.env.SOAK_LIFECYCLES ?? 500);
 const PARALLEL = 2;
 const BACKENDS = [['--runtime', TSRT_V2], ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native']];
@@ -31,6 +33,23 @@ function tree(dir: string, rel = ''): string[] {
     if (st.isDirectory()) out.push(...tree(dir, r));
   }
   return out;
+}
+
+/** The daemon's JavaScript heap in use, from the diagnostic report SIGUSR1 makes it log. */
+async function heapUsedKiB(daemonDir: string, pid: number): Promise<number> {
+  const log = path.join(daemonDir, 'daemon.log');
+  const from = fs.readFileSync(log).length;
+  process.kill(pid, 'SIGUSR1');
+  let used = NaN;
+  await waitFor(() => {
+    for (const l of fs.readFileSync(log).subarray(from).toString('utf8').split('\n')) {
+      if (!l.includes('diagnostic report (SIGUSR1)')) continue;
+      used = (JSON.parse(l) as { report: { javascriptHeap: { usedMemory: number } } }).report.javascriptHeap.usedMemory;
+      return true;
+    }
+    return false;
+  }, WAIT_MS, { what: 'the diagnostic report' });
+  return Math.round(used / 1024);
 }
 
 const fdCount = (pid: number): number => list(`/proc/${pid}/fd`).length;
@@ -88,6 +107,7 @@ test(`soak: ${LIFECYCLES} lifecycles (run, exec, pause, resume, kill, delete) le
     let first = census(cd, daemon, monitor);
     await waitFor(() => { const c = census(cd, daemon, monitor); const same = JSON.stringify(c) === JSON.stringify(first); first = c; return same; }, WAIT_MS, { what: 'a settled census' });
     const rssBefore = rssKiB(daemon);
+    const heapBefore = await heapUsedKiB(tsrtDaemonDir(cd.ttrpcAddress), daemon);
     const started = Date.now();
     let next = 0;
     await Promise.all(Array.from({ length: PARALLEL }, async () => {
@@ -99,7 +119,8 @@ test(`soak: ${LIFECYCLES} lifecycles (run, exec, pause, resume, kill, delete) le
     await waitFor(() => { last = census(cd, daemon, monitor); return JSON.stringify(last) === JSON.stringify(first); }, WAIT_MS, { what: 'the census as before' })
       .catch(() => undefined);
     const rssAfter = rssKiB(daemon);
-    t.diagnostic(`${LIFECYCLES} lifecycles in ${seconds.toFixed(0)} s; daemon RSS ${rssBefore} KiB before, ${rssAfter} KiB after; ` +
+    const heapAfter = await heapUsedKiB(tsrtDaemonDir(cd.ttrpcAddress), daemon);
+    t.diagnostic(`${LIFECYCLES} lifecycles in ${seconds.toFixed(0)} s; daemon RSS ${rssBefore} KiB before, ${rssAfter} KiB after, heap in use ${heapBefore} → ${heapAfter} KiB; ` +
       `daemon fds ${first.fds.daemon}, monitor fds ${first.fds.monitor}; ${first.processes.length} processes, ${first.runTsrt.length} entries under /run/tsrt`);
     assert.deepEqual(last, first);
   } finally {
