@@ -25,6 +25,7 @@ import {
 } from './harness.js';
 import { isAlive, listPids, readCmdline } from './lib/procfs.js';
 import { tasksClientFor } from './lib/tasks-client.js';
+import { containerdUnderTest } from './lib/containerd-dist.js';
 
 const suite = containerdForFile({ before, after });
 const need = (): Containerd => suite.containerd();
@@ -336,8 +337,14 @@ describe('tsrt with bad input', { timeout: 120_000 }, () => {
 });
 
 describe('tsrt across a containerd restart', { timeout: 300_000 }, () => {
+  // containerd 2.1.9 does not come back from this with any shim: after the restart it removes the tasks
+  // that exited while it was down ("cleaning leaked shim process") and the test's requests stall until
+  // containerd gives up on loading two of the running shims and kills their containers. The same test
+  // with io.containerd.runc.v2 in every slot stalls the same way there (tried by hand), so it runs on 1.x.
+  const upstream = containerdUnderTest().release[0] >= 2
+    ? `containerd ${containerdUnderTest().version} stalls in this restart with runc-v2 as with tsrt` : false;
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    test(`containerd stopped with ${signal}, 20 running containers (runc and native): those that exit meanwhile are STOPPED with their codes, the others RUNNING`, async () => {
+    test(`containerd stopped with ${signal}, 20 running containers (runc and native): those that exit meanwhile are STOPPED with their codes, the others RUNNING`, { skip: upstream }, async () => {
       const cd = need();
       const ids = Array.from({ length: 20 }, (_, i) => uniqueId(`many${i}`));
       const rt = (i: number) => (i % 2 === 0 ? ['--runtime', TSRT_V2] : ['--runtime', TSRT_V2, '--annotation', 'io.tsrt.backend=native']);
