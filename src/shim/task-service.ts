@@ -196,10 +196,10 @@ export class TaskService {
   }
 
   /**
-   * A backend call, bounded: past the container's RuntimeTimeout and a grace of 5 s, or of RuntimeTimeout
-   * again where that is shorter (a backend's own
-   * deadline, whose message says more, comes first) the request fails with DeadlineExceeded. The call is
-   * not awaited any further; whatever it still does is the backend's.
+   * A backend call, bounded: past the container's RuntimeTimeout and a grace (5 s, or RuntimeTimeout again
+   * where that is shorter, so that a backend's own deadline, whose message says more, comes first) the
+   * request fails with DeadlineExceeded. The call is not awaited any further; what it still does is the
+   * backend's.
    */
   private bounded<T>(c: Container, op: string, call: Promise<T>): Promise<T> {
     const timeout = c.config.runtimeTimeoutMs ?? DEFAULT_CONFIG.runtimeTimeoutMs;
