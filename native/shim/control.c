@@ -77,6 +77,17 @@ static void drop_oldest_event(void)
 	events_kept--;
 }
 
+/* Appends m to the list head/tail. */
+static void append(struct msg **head, struct msg **tail, struct msg *m)
+{
+	m->next = NULL;
+	if (*tail)
+		(*tail)->next = m;
+	else
+		*head = m;
+	*tail = m;
+}
+
 static void queue(struct buf *frame, uint64_t evno, int at_head)
 {
 	struct msg *m = xrealloc(NULL, sizeof *m + frame->len);
@@ -90,12 +101,7 @@ static void queue(struct buf *frame, uint64_t evno, int at_head)
 		if (!qtail)
 			qtail = m;
 	} else {
-		m->next = NULL;
-		if (qtail)
-			qtail->next = m;
-		else
-			qhead = m;
-		qtail = m;
+		append(&qhead, &qtail, m);
 	}
 }
 
@@ -122,12 +128,7 @@ static void flush(void)
 			free(m);
 			continue;
 		}
-		m->next = NULL;
-		if (utail)
-			utail->next = m;
-		else
-			uhead = m;
-		utail = m;
+		append(&uhead, &utail, m);
 	}
 }
 

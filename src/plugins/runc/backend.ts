@@ -39,8 +39,10 @@ function run(argv: string[], cwd: string | undefined, timeoutMs: number): Promis
   });
 }
 
-/** The error of a runtime command that RuntimeTimeout ended. */
-function overdue(op: string, timeoutMs: number): DeadlineExceededError {
+/** The error of a runtime command of c that RuntimeTimeout ended, logged on the container's log. */
+function overdue(op: string, c: { config: ContainerConfig; log: Logger }): DeadlineExceededError {
+  const timeoutMs = c.config.runtimeTimeoutMs;
+  c.log.error({ op, timeoutMs }, 'runtime command killed at its deadline');
   return new DeadlineExceededError(`OCI runtime ${op} did not finish within ${timeoutMs / 1000} s (RuntimeTimeout) and was killed`);
 }
 
@@ -130,10 +132,7 @@ export function createRuncBackend(init: BackendInit): Backend {
   /** A short runtime command of container c, ended (and reported) at its deadline. */
   async function command(op: string, c: RuncContainer, args: string[]): Promise<CommandResult> {
     const res = await run([...globalArgs(c), ...args], c.bundle, c.config.runtimeTimeoutMs);
-    if (res.timedOut) {
-      c.log.error({ op, timeoutMs: c.config.runtimeTimeoutMs }, 'runtime command killed at its deadline');
-      throw overdue(op, c.config.runtimeTimeoutMs);
-    }
+    if (res.timedOut) throw overdue(op, c);
     return res;
   }
 
@@ -163,10 +162,7 @@ export function createRuncBackend(init: BackendInit): Backend {
     const argv = [...globalArgs(c), op, ...consoleArgs, '--pid-file', pidFile, ...args];
     const pid = await host.spawn({ ioKey, cwd: bundle, ...io, argv });
     const exit = await exitWithin(host, pid, c.config.runtimeTimeoutMs);
-    if (!exit) {
-      c.log.error({ op, pid, timeoutMs: c.config.runtimeTimeoutMs }, 'runtime command killed at its deadline');
-      throw overdue(op, c.config.runtimeTimeoutMs);
-    }
+    if (!exit) throw overdue(op, c);
     if (exit.status !== 0) throw await failure(op, bundle, { code: exit.status, stdout: '', stderr: '' });
     if (stdio.terminal) await host.consoleWait(ioKey, CONSOLE_WAIT_MS);
     const processPid = Number(readFileSync(pidFile, 'utf8').trim());
