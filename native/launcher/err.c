@@ -62,6 +62,11 @@ int err_open(const char *path)
 	return 0;
 }
 
+void err_redirect(int fd)
+{
+	err_fd = fd;
+}
+
 static void put(int fd, const char *line)
 {
 	char buf[ERR_MAX + 1];

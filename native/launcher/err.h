@@ -29,6 +29,8 @@ const char *go_strerror(int errnum);
 /* Opens (creates, truncates) the errfile; -1 with err_line set on failure. NULL: none. */
 int err_open(const char *path);
 
+/* Lines go to fd from now on instead of the errfile (an exec server's child: its report pipe). */
+void err_redirect(int fd);
 /* Writes line and a newline to the errfile (when open) and to stderr. */
 void err_report(const char *line);
 

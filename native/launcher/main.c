@@ -2,6 +2,7 @@
  *
  *   tsrt-launch create <plan>   the container's init: set up, report ready, wait on the exec FIFO
  *   tsrt-launch exec <plan>     a process in a running container
+ *   tsrt-launch serve <plan>    the exec server of a running container, stdin its channel (serve.c)
  *
  * The launcher parses the whole plan first, then carries it out in the documented order. The parent
  * half stays in the host's view (it holds fds on /proc, the pidfile's and the FIFO's directories, the
@@ -14,6 +15,7 @@
 #include "ns.h"
 #include "plan.h"
 #include "proc.h"
+#include "serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -301,11 +303,12 @@ static int do_exec(const struct plan *p)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec"))) {
-		fprintf(stderr, "usage: tsrt-launch create|exec <plan>\n");
+	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec") && strcmp(argv[1], "serve"))) {
+		fprintf(stderr, "usage: tsrt-launch create|exec|serve <plan>\n");
 		return 1;
 	}
 	int exec = strcmp(argv[1], "exec") == 0;
+	int served = strcmp(argv[1], "serve") == 0;
 	/* Not dumpable until execve: until then the init and the exec child hold host fds (/proc, the pid
 	 * file's and the exec FIFO's directories), which the container's own root processes could otherwise
 	 * reach through /proc/<pid>/fd (CVE-2016-9962's class). execve makes the program dumpable again. */
@@ -322,6 +325,14 @@ int main(int argc, char **argv)
 			err_report(err_line); /* the errfile's own error first, then the plan's */
 		memcpy(err_line, line, sizeof line);
 		report_and_exit();
+	}
+	if (served) {
+		/* _exit: the server has joined a pid namespace (see finish) */
+		if (err_open(plan.errfile) < 0 || serve(&plan) < 0) {
+			err_report(err_line);
+			_exit(1);
+		}
+		_exit(0);
 	}
 	if (err_open(plan.errfile) < 0 || validate(&plan, exec) < 0)
 		report_and_exit();

@@ -644,6 +644,30 @@ static void prescan_errfile(struct plan *p, const char *buf, size_t len)
 	}
 }
 
+/* Parses the len bytes of buf (malloc'd; freed here on success, named name in errors). */
+static int parse(struct plan *p, char *buf, size_t len, const char *name)
+{
+	prescan_errfile(p, buf, len);
+	if (len == 0)
+		return fail("plan", EINVAL, "%s: empty", name);
+	if (buf[len - 1] != '\n')
+		return fail("plan", EINVAL, "%s: last line not newline-terminated", name);
+	cur_line = 0;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t l = (size_t)(nl - (buf + i));
+		cur_line++;
+		if (l == 0)
+			return fail("plan", EINVAL, "line %d: empty line", cur_line);
+		if (parse_line(p, buf + i, l) < 0)
+			return -1;
+		i += l + 1;
+	}
+	free(buf);
+	plan_text = NULL;
+	return 0;
+}
+
 int plan_load(const char *path, struct plan *p)
 {
 	memset(p, 0, sizeof *p);
@@ -677,24 +701,14 @@ int plan_load(const char *path, struct plan *p)
 		len += (size_t)n;
 	}
 	close(fd);
+	return parse(p, buf, len, path);
+}
 
-	prescan_errfile(p, buf, len);
-	if (len == 0)
-		return fail("plan", EINVAL, "%s: empty", path);
-	if (buf[len - 1] != '\n')
-		return fail("plan", EINVAL, "%s: last line not newline-terminated", path);
-	cur_line = 0;
-	for (size_t i = 0; i < len;) {
-		const char *nl = memchr(buf + i, '\n', len - i);
-		size_t l = (size_t)(nl - (buf + i));
-		cur_line++;
-		if (l == 0)
-			return fail("plan", EINVAL, "line %d: empty line", cur_line);
-		if (parse_line(p, buf + i, l) < 0)
-			return -1;
-		i += l + 1;
-	}
-	free(buf);
-	plan_text = NULL;
-	return 0;
+int plan_parse(char *buf, size_t len, struct plan *p)
+{
+	memset(p, 0, sizeof *p);
+	p->setgroups = -1;
+	p->pivot = 1;
+	plan_text = buf;
+	return parse(p, buf, len, "the plan");
 }

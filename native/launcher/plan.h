@@ -148,6 +148,8 @@ int seccomp_flag_known(const char *name);
 /* Reads and parses the plan file; -1 with err_line set on any error. p->errfile is set when the
  * file names one, even when the parse fails (so that the error can be written there). */
 int plan_load(const char *path, struct plan *p);
+/* The same for a plan in memory: buf (malloc'd, len bytes) is the parser's from here on. */
+int plan_parse(char *buf, size_t len, struct plan *p);
 
 /* The namespace type's name (`pid`, `mount`, ...). */
 const char *ns_name(enum ns_type t);

@@ -8,6 +8,7 @@
 #include "mountopts.h"
 #include "oom.h"
 #include "spawn.h"
+#include "handoff.h"
 #include "util.h"
 
 #include <errno.h>
@@ -207,6 +208,16 @@ void control_reply_ok(uint64_t conn, const char *seq, const char *value)
 		reply_ok(seq, value);
 }
 
+void control_reply_ok2(uint64_t conn, const char *seq, const char *value, const char *more)
+{
+	if (!conn || conn != control_conn())
+		return;
+	struct buf b = { 0 };
+	size_t s = frame_begin_ok(&b, seq, value);
+	frame_add(&b, more);
+	send_frame(&b, s, 0);
+}
+
 void control_reply_err(uint64_t conn, const char *seq, int err, const char *message)
 {
 	if (conn && conn == control_conn())
@@ -288,6 +299,22 @@ static void do_spawn(char **f, size_t n)
 	snprintf(num, sizeof num, "%d", (int)pid);
 	logm(LV_DEBUG, "spawned %s as pid %d", f[8], (int)pid);
 	reply_ok(seq, num);
+}
+
+/* handoff <seq> <io key> <channel key> <stdin> <stdout> <stderr> <message>: answered once the server has */
+static void do_handoff(char **f, size_t n)
+{
+	if (n != 8) {
+		reply_err(f[1], EINVAL, "malformed handoff request");
+		return;
+	}
+	const char *stdio[3] = { f[4], f[5], f[6] };
+	char err[512];
+	int e = handoff_send(control_conn(), f[1], f[2], f[3], stdio, f[7], strlen(f[7]), err, sizeof err);
+	if (e) {
+		logm(LV_DEBUG, "handoff to %s failed: %s", f[3], err);
+		reply_err(f[1], e, err);
+	}
 }
 
 static void do_mount(char **f, size_t n)
@@ -487,6 +514,8 @@ static void dispatch(char **f, size_t n)
 		acknowledge(f[1]);
 	} else if (strcmp(req, "spawn") == 0) {
 		do_spawn(f, n);
+	} else if (strcmp(req, "handoff") == 0) {
+		do_handoff(f, n);
 	} else if (strcmp(req, "closeio") == 0 && n == 3) {
 		spawn_closeio(f[2]);
 		console_closeio(f[2]);
@@ -494,6 +523,7 @@ static void dispatch(char **f, size_t n)
 		reply_ok(f[1], NULL);
 	} else if (strcmp(req, "release") == 0 && n == 3) {
 		spawn_release(f[2]);
+		handoff_release(f[2]);
 		console_release(f[2]);
 		logger_release(f[2]);
 		oom_release(f[2]);

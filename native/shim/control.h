@@ -28,6 +28,8 @@ size_t control_events_unacked(void);
  * connection is gone. */
 uint64_t control_conn(void);
 void control_reply_ok(uint64_t conn, const char *seq, const char *value);
+/* ok with two values */
+void control_reply_ok2(uint64_t conn, const char *seq, const char *value, const char *more);
 void control_reply_err(uint64_t conn, const char *seq, int err, const char *message);
 /* Write what is queued, waiting at most timeout_ms. */
 void control_flush_wait(int timeout_ms);

@@ -3,6 +3,7 @@
 #include "console.h"
 #include "control.h"
 #include "copy.h"
+#include "handoff.h"
 #include "log.h"
 #include "logger.h"
 #include "oom.h"
@@ -52,6 +53,7 @@ void monitor_exit(int code)
 	logger_release_all();
 	oom_release_all();
 	copy_release_all();
+	handoff_release_all();
 	close(cfg->listen_fd);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -111,9 +113,9 @@ static void log_tables(void)
 	if (len > 0 && kids[len - 1] == ' ')
 		kids[len - 1] = '\0';
 	logm(LV_INFO, "tables (SIGUSR1): daemon control connection %s (number %llu), events unacknowledged %zu, "
-	     "containerd connections %zu, io copies %zu, consoles %zu, oom watches %zu, children [%s]",
+	     "containerd connections %zu, io copies %zu, consoles %zu, oom watches %zu, exec servers %zu, children [%s]",
 	     control_conn() ? "up" : "down", (unsigned long long)control_conn(), control_events_unacked(),
-	     proxy_count(), copy_count(), console_count(), oom_slots() /* one slot per watch */, kids);
+	     proxy_count(), copy_count(), console_count(), oom_slots() /* one slot per watch */, handoff_count(), kids);
 }
 
 static void handle_signals(void)
@@ -213,13 +215,14 @@ void monitor_run(const struct monitor_cfg *c)
 		deadline = earliest(deadline, logger_deadline());
 
 		size_t np = proxy_slots(), nc = console_slots(), nl = logger_slots(), no = oom_slots();
-		size_t ny = copy_slots();
-		size_t n = 3 + np + nc + nl + no + ny;
+		size_t ny = copy_slots(), nh = handoff_slots();
+		size_t n = 3 + np + nc + nl + no + ny + nh;
 		if (n > npfds_cap) {
 			npfds_cap = n * 2;
 			pfds = xrealloc(pfds, npfds_cap * sizeof *pfds);
 		}
 		struct pollfd *cons = pfds + 3 + np, *logs = cons + nc, *ooms = logs + nl, *cps = ooms + no;
+		struct pollfd *chans = cps + ny;
 		pfds[0] = (struct pollfd){ .fd = accepting ? cfg->listen_fd : -1, .events = POLLIN };
 		pfds[1] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfds[2] = (struct pollfd){ .fd = control_fd(), .events = control_events() };
@@ -228,6 +231,7 @@ void monitor_run(const struct monitor_cfg *c)
 		logger_fill(logs);
 		oom_fill(ooms);
 		copy_fill(cps);
+		handoff_fill(chans);
 		for (size_t i = 0; i < n; i++)
 			pfds[i].revents = 0;
 
@@ -250,6 +254,7 @@ void monitor_run(const struct monitor_cfg *c)
 		logger_dispatch(logs);
 		oom_dispatch(ooms);
 		copy_dispatch(cps);
+		handoff_dispatch(chans);
 		now = mono_ms();
 		console_timers(now);
 		logger_timers(now);

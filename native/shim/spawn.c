@@ -1,4 +1,5 @@
 #include "spawn.h"
+#include "handoff.h"
 #include "logger.h"
 #include "util.h"
 
@@ -57,6 +58,8 @@ static int open_stdio(int i, const char *spec, const char *key, int added[], int
 {
 	if (spec[0] == '\0')
 		return open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+	if (i == 0 && strcmp(spec, "channel:") == 0)
+		return handoff_channel(key);
 	if (strncmp(spec, "file:", 5) == 0)
 		return open_log_file(spec + 5, 0);
 	if (i > 0 && (strcmp(spec, "logger:1") == 0 || strcmp(spec, "logger:2") == 0)) {
@@ -135,37 +138,61 @@ static __attribute__((noinline)) pid_t start_child(const int fds[3], int ep, con
 	return p;
 }
 
-int spawn_run(const struct spawn_req *r, pid_t *pid, char *err, size_t errlen)
+int spawn_open_stdio(const char *const spec[3], const char *key, struct spawn_stdio *s, char *err, size_t errlen)
 {
-	int fds[3] = { -1, -1, -1 };
-	int added[3], nadded = 0, e = 0;
 	static const char *const names[3] = { "stdin", "stdout", "stderr" };
-	*pid = 0;
+	s->nadded = 0;
+	for (int i = 0; i < 3; i++)
+		s->fds[i] = -1;
 	for (int i = 0; i < 3; i++) {
-		fds[i] = open_stdio(i, r->stdio[i], r->iokey, added, &nadded);
-		if (fds[i] < 0) {
-			e = errno;
-			snprintf(err, errlen, "open %s %s: %s", names[i], r->stdio[i], strerror(e));
-			goto fail;
+		s->fds[i] = open_stdio(i, spec[i], key, s->added, &s->nadded);
+		if (s->fds[i] < 0) {
+			int e = errno;
+			snprintf(err, errlen, "open %s %s: %s", names[i], spec[i], strerror(e));
+			spawn_close_stdio(s, 1);
+			return e;
 		}
 	}
+	return 0;
+}
+
+void spawn_close_stdio(struct spawn_stdio *s, int undo)
+{
+	for (int i = 0; i < 3; i++)
+		if (s->fds[i] >= 0)
+			close(s->fds[i]);
+	if (undo)
+		for (int i = 0; i < s->nadded; i++)
+			keeper_drop(NULL, 0, s->added[i]);
+	s->nadded = 0;
+}
+
+int spawn_run(const struct spawn_req *r, pid_t *pid, char *err, size_t errlen)
+{
+	struct spawn_stdio s;
+	int e = 0;
+	int channel = strcmp(r->stdio[0], "channel:") == 0;
+	*pid = 0;
+	if ((e = spawn_open_stdio(r->stdio, r->iokey, &s, err, errlen)) != 0)
+		goto fail;
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0) {
 		e = errno;
 		snprintf(err, errlen, "pipe: %s", strerror(e));
+		spawn_close_stdio(&s, 1);
 		goto fail;
 	}
-	pid_t p = start_child(fds, ep[1], r);
+	pid_t p = start_child(s.fds, ep[1], r);
 	if (p < 0) {
 		e = errno;
 		snprintf(err, errlen, "vfork: %s", strerror(e));
 		close(ep[0]);
 		close(ep[1]);
+		spawn_close_stdio(&s, 1);
 		goto fail;
 	}
 	close(ep[1]);
-	for (int i = 0; i < 3; i++)
-		close(fds[i]);
+	spawn_close_stdio(&s, 0);
 	*pid = p;
 	struct child_err ce;
 	ssize_t n;
@@ -178,14 +205,13 @@ int spawn_run(const struct spawn_req *r, pid_t *pid, char *err, size_t errlen)
 		const char *what = ce.step == 1 ? r->cwd : ce.step == 2 ? r->argv[0] : "";
 		snprintf(err, errlen, "%s %s: %s", steps[ce.step < 0 || ce.step > 2 ? 0 : ce.step], what,
 			 strerror(ce.err));
-		return ce.err ? ce.err : EIO;
+		e = ce.err ? ce.err : EIO;
+		goto fail;
 	}
 	return 0;
 fail:
-	for (int i = 0; i < 3; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	for (int i = 0; i < nadded; i++)
-		keeper_drop(NULL, 0, added[i]);
+	/* a server that never ran has no use for its channel, and a second spawn of the key may follow */
+	if (channel && e != EEXIST)
+		handoff_release(r->iokey);
 	return e;
 }

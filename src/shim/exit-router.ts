@@ -24,6 +24,15 @@ export class ExitRouter {
   /** A fresh process now owns this pid: an old exit recorded for it is stale. */
   forget(pid: number): void { this.unclaimed.delete(pid); }
 
+  /**
+   * The same for a process whose pid is learnt after its start (an exec server's child): its own exit may
+   * have come first, so only an exit from before `since` (when its start was asked for) is stale.
+   */
+  forgetBefore(pid: number, since: Date): void {
+    const u = this.unclaimed.get(pid);
+    if (u && u.exit.at.getTime() < since.getTime()) this.unclaimed.delete(pid);
+  }
+
   /** Resolves with the exit of `pid`, at once if it was already reaped. */
   wait(pid: number): Promise<Exit> {
     const u = this.unclaimed.get(pid);

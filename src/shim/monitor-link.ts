@@ -4,7 +4,7 @@
 // callbacks.
 import type net from 'node:net';
 import { encodeControlFrame, ControlFrameReader } from './control-frame.js';
-import { RuntimeError, type Exit, type SpawnRequest } from '../plugins/api/index.js';
+import { RuntimeError, type Exit, type HandOffRequest, type SpawnRequest } from '../plugins/api/index.js';
 import { PreciseDate } from './time.js';
 
 export type { Exit, SpawnRequest };
@@ -154,6 +154,12 @@ export class MonitorLink {
       req.ioKey, req.cwd, req.stdin, req.stdout, req.stderr, req.argv.length, ...req.argv, env.length, ...env,
     ], onPid && ((values) => onPid(Number(values[0]))));
     return Number(pid);
+  }
+  /** See ProcessHost.handOff; onPid as spawn's. */
+  async handOff(channelKey: string, req: HandOffRequest, onPid?: (pid: number) => void): Promise<{ pid: number; warnings: string[] }> {
+    const [pid, warnings] = await this.request('handoff', [req.ioKey, channelKey, req.stdin, req.stdout, req.stderr, req.message],
+      onPid && ((values) => onPid(Number(values[0]))));
+    return { pid: Number(pid), warnings: (warnings ?? '').split('\n').filter((l) => l !== '') };
   }
   async closeIo(ioKey: string): Promise<void> { await this.request('closeio', [ioKey]); }
   /** Signals a child of the monitor that has not exited (ESRCH as a MonitorRequestError otherwise). */

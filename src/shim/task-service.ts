@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG, configFromOptions, containerConfig, daemonOptions, type
 import { BACKEND_ANNOTATION, loadBackend } from '../plugins/registry.js';
 import { stdioFor } from '../io/stdio.js';
 import {
-  AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+  AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError, UnavailableError, UnimplementedError,
 } from '../plugins/api/errors.js';
 import { ShimProcess, type ProcessStatus } from './process.js';
 import { parseTime, toTimestamp } from './time.js';
@@ -27,6 +27,8 @@ import { joinCgroup } from '../cgroups/join.js';
 
 /** errno of a signal to a process that has exited (the monitor's `signal` reply). */
 const ESRCH = 3;
+/** The monitor's answer to a handoff whose process could not be started (the exec server's error line). */
+const ENOEXEC = 8;
 /** How much longer than RuntimeTimeout the core waits for a backend call (at most). */
 const BACKEND_GRACE_MS = 5000;
 
@@ -260,6 +262,16 @@ export class TaskService {
       host: {
         // a pid the monitor hands out again drops an old exit recorded for it, before the new process's own
         spawn: (s) => link.spawn(s, (pid) => router.forget(pid)),
+        handOff: async (key, h) => {
+          const since = new Date(Date.now() - 1);
+          try {
+            return await link.handOff(key, h, (pid) => router.forgetBefore(pid, since));
+          } catch (e) {
+            if (e instanceof MonitorRequestError && e.errno !== ENOEXEC) throw new UnavailableError(e.message);
+            throw e;
+          }
+        },
+        release: (key) => link.release(key),
         waitExit: (pid) => router.wait(pid),
         signal: async (pid, signal) => {
           try {

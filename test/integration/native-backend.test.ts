@@ -3,7 +3,7 @@
 // same ctr commands through all three and compares what a user sees; then nothing may be left of a native
 // container: bundle, mounts, processes, cgroups.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -136,6 +136,70 @@ describe('the native backend beside runc', { timeout: 600_000 }, () => {
       await cd.ctrOk(['containers', 'rm', id]);
       return seen;
     }));
+  });
+
+  test('an exec of a program that is not there fails as runc words it, and the container goes on', async () => {
+    same(await threeWays('nat-exec-missing', async (col, id) => {
+      const cd = need();
+      await cd.ctrOk(['run', '-d', ...col.rt, suite.image(), id, 'sleep', '1000']);
+      const r = await cd.ctr(['task', 'exec', '--exec-id', 'missing', id, '/nonexistent/prog'], { timeoutMs: CMD_MS });
+      const ok = await cd.ctr(['task', 'exec', '--exec-id', 'after', id, 'sh', '-c', 'echo still; exit 4'], { timeoutMs: CMD_MS });
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      await cd.ctrOk(['task', 'delete', id]);
+      await cd.ctrOk(['containers', 'rm', id]);
+      return {
+        failed: r.code !== 0,
+        words: r.stderr.includes('exec failed: unable to start container process: exec: "/nonexistent/prog": stat /nonexistent/prog: no such file or directory'),
+        after: [ok.code, ok.stdout],
+      };
+    }));
+  });
+
+  test('execs go through the container\'s exec server: no process of the container, started again when it dies, gone with it', async () => {
+    const cd = need();
+    const id = uniqueId('nat-serve');
+    const serverPids = (): number[] => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[1] === 'serve' && argv[2] === join(cd.bundleDir(id), 'native-serve.plan');
+      } catch { return false; }
+    });
+    await cd.ctrOk(['run', '-d', ...COLUMNS[2]!.rt, suite.image(), id, 'sleep', '1000']);
+    try {
+      assert.deepEqual(serverPids(), [], 'no server before the first exec');
+      const e1 = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo one; exit 3'], { timeoutMs: CMD_MS });
+      assert.deepEqual([e1.code, e1.stdout], [3, 'one\n']);
+      const [server] = serverPids();
+      assert.ok(server, 'the first exec started the server');
+      // not in the container: neither in its cgroups nor in what ctr task ps lists
+      const procs = readFileSync(join('/sys/fs/cgroup/pids', cd.ns, id, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      assert.ok(!procs.includes(server), `the server ${server} is not in the container's cgroup (${procs.join(' ')})`);
+      assert.ok(!(await cd.ctrOk(['task', 'ps', id])).split('\n').some((l) => l.trim().split(/\s+/)[0] === String(server)));
+      // one server for every exec
+      const e2 = await cd.ctr(['task', 'exec', '--exec-id', 'e2', id, 'cat', '/proc/self/status'], { timeoutMs: CMD_MS });
+      assert.equal(e2.code, 0);
+      assert.match(e2.stdout, /^Name:\s+cat$/m);
+      assert.deepEqual(serverPids(), [server]);
+      // a server that died: the exec takes the launcher, the next one starts a new server
+      process.kill(server, 'SIGKILL');
+      await waitFor(() => !serverPids().includes(server), WAIT_MS, { what: 'the killed server reaped' });
+      const e3 = await cd.ctr(['task', 'exec', '--exec-id', 'e3', id, 'echo', 'three'], { timeoutMs: CMD_MS });
+      assert.deepEqual([e3.code, e3.stdout], [0, 'three\n']);
+      const e4 = await cd.ctr(['task', 'exec', '--exec-id', 'e4', id, 'echo', 'four'], { timeoutMs: CMD_MS });
+      assert.deepEqual([e4.code, e4.stdout], [0, 'four\n']);
+      const again = serverPids();
+      assert.equal(again.length, 1, 'a new server');
+      assert.notEqual(again[0], server);
+      // the init's exit ends the server
+      await cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await taskStatus(cd, id)) === 'STOPPED', WAIT_MS, { what: `${id} stopped` });
+      await waitFor(() => serverPids().length === 0, WAIT_MS, { what: 'the server gone with the init' });
+    } finally {
+      await cd.ctr(['task', 'delete', '-f', id]);
+      await cd.ctr(['containers', 'rm', id]);
+    }
+    await assertGone(id);
   });
 
   test('kill --all of a container whose shell has children, and a forced delete of a running one', async () => {

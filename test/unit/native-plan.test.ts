@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CAPABILITIES, MS, RLIMITS, createPlan, encodeField, execPlan, parseMountOptions,
+  CAPABILITIES, MS, RLIMITS, createPlan, encodeField, execPlan, parseMountOptions, servePlan, servedExecPlan,
   type CgroupMountSource, type CreatePlanInput,
 } from '../../src/plugins/native/plan.js';
 import type { OciSpec } from '../../src/plugins/native/oci.js';
@@ -236,8 +236,9 @@ test('exec: every namespace of the init joined at /proc/<pid>/ns, its own proces
   });
   assert.deepEqual(plan.warnings, []);
   const expected = [
-    'tsrt-plan 1', 'errfile /b/e1.err', 'pidfile /b/e1.pid', 'cgroup /sys/fs/cgroup/memory/x', 'keyring _ses.c1',
+    'tsrt-plan 1', 'errfile /b/e1.err', 'pidfile /b/e1.pid', 'cgroup /sys/fs/cgroup/memory/x',
     ...['pid', 'ipc', 'uts', 'mount', 'net', 'user', 'cgroup'].map((t) => `ns ${t} /proc/31337/ns/${t === 'mount' ? 'mnt' : t}`),
+    'keyring _ses.c1',
     'console /run/tsrt/console%20e1.sock',
     'rlimit 4 0 inf',
     'groups', 'user 0 0', 'umask 0022', 'cwd /',
@@ -245,6 +246,24 @@ test('exec: every namespace of the init joined at /proc/<pid>/ns, its own proces
     'arg sh', 'arg -c', 'arg echo%20100%25%20%C3%BCn%C3%AFcode',
   ];
   assert.equal(plan.text, `${expected.join('\n')}\n`);
+});
+
+test('exec server: its plan joins and holds the cgroups; a served exec carries the process steps only', () => {
+  const host = { apparmor: false, selinux: false, kcore: true };
+  const serve = servePlan({ spec: criSpec(), initPid: 31337, errfile: '/b/s.err', cgroupDirs: ['/sys/fs/cgroup/memory/x'] });
+  assert.equal(serve.text, `${[
+    'tsrt-plan 1', 'errfile /b/s.err', 'cgroup /sys/fs/cgroup/memory/x',
+    ...['pid', 'ipc', 'uts', 'mount', 'net', 'user', 'cgroup'].map((t) => `ns ${t} /proc/31337/ns/${t === 'mount' ? 'mnt' : t}`),
+  ].join('\n')}\n`);
+  const process = { user: { uid: 0, gid: 0 }, args: ['true'], env: ['A=b'], cwd: '/', oomScoreAdj: 5 };
+  const served = servedExecPlan({ spec: criSpec(), process, sessionKeyring: '_ses.c1', host });
+  assert.equal(served.text, `${[
+    'tsrt-plan 1', 'keyring _ses.c1', 'oomscore 5', 'groups', 'user 0 0', 'umask 0022', 'cwd /', 'env A=b', 'arg true',
+  ].join('\n')}\n`);
+  // the same process steps as the launcher's exec plan, in the same order
+  const full = execPlan({ spec: criSpec(), process, initPid: 31337, errfile: '/e', pidfile: '/p', cgroupDirs: [], sessionKeyring: '_ses.c1', host });
+  assert.ok(full.text.endsWith(served.text.slice('tsrt-plan 1\n'.length)));
+  assert.throws(() => servedExecPlan({ spec: criSpec(), process: { args: [] } as never, host }), InvalidArgumentError);
 });
 
 test('fields are percent-encoded: space, newline, %, non-ASCII; "" is - and "-" is %2D', () => {

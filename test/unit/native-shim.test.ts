@@ -412,8 +412,41 @@ async function oomChecks(ctl, c) {
   }
 }
 
+// An exec server (tsrt-launch serve, stdin a channel): processes handed off to it are the monitor's
+// children, with the stdio the handoff named; errors come back as ENOEXEC with the launcher's line; its
+// release ends it.
+async function serveChecks(ctl, c, monitorPid) {
+  const planFile = path.join(out, 'serve.plan');
+  fs.writeFileSync(planFile, 'tsrt-plan 1\nerrfile ' + path.join(out, 'serve.err') + '\n');
+  const s = await ctl.req('spawn', 'srv', '', 'channel:', '', '', 3, process.env.TSRT_TEST_LAUNCH, 'serve', planFile, 0);
+  c.serveSpawn = s;
+  c.serveAgain = await ctl.req('spawn', 'srv', '', 'channel:', '', '', 1, '/bin/true', 0);
+  const proc = (...args) => ['tsrt-plan 1', 'groups', 'user 0 0', 'umask 0022', 'cwd /', 'env PATH=/usr/bin:/bin',
+    ...args.map((a) => 'arg ' + a)].join('\n') + '\n';
+  const servedOut = path.join(out, 'served.txt');
+  // two at once: answered in order, each with its own pid
+  const [h1, h2] = await Promise.all([
+    ctl.req('handoff', 'h1', 'srv', '', 'file:' + servedOut, '', proc('/bin/sh', '-c', 'echo%20parent%20%24PPID')),
+    ctl.req('handoff', 'h2', 'srv', '', '', '', proc('/bin/sh', '-c', 'exit%205')),
+  ]);
+  c.handoff1 = h1;
+  c.handoff2 = h2;
+  c.handoff1Reaped = await ctl.waitReaped(Number(h1[2]));
+  c.handoff2Reaped = await ctl.waitReaped(Number(h2[2]));
+  c.servedOut = fs.readFileSync(servedOut, 'utf8');
+  c.monitorPid = monitorPid;
+  c.handoffMissing = await ctl.req('handoff', 'h3', 'srv', '', '', '', proc('/nonexistent/tsrt-served'));
+  c.handoffBadPlan = await ctl.req('handoff', 'h4', 'srv', '', '', '', 'tsrt-plan 1\nfrobnicate x\n');
+  c.handoffNoServer = await ctl.req('handoff', 'h5', 'nosuch', '', '', '', proc('/bin/true'));
+  c.handoffChannelStdin = await ctl.req('handoff', 'h6', 'srv', 'channel:', '', '', proc('/bin/true'));
+  c.serveRelease = await ctl.req('release', 'srv');
+  c.serveReaped = await ctl.waitReaped(Number(s[2]));
+  c.handoffReleased = await ctl.req('handoff', 'h7', 'srv', '', '', '', proc('/bin/true'));
+}
+
 async function runChecks(ctl, monitorPid) {
   const c = state.checks;
+  await serveChecks(ctl, c, monitorPid);
   // a plain child: reply first, then its reaped event with the exit code
   const r1 = await ctl.req('spawn', 'k1', '', '', '', '', 3, '/bin/sh', '-c', 'exit 3', 0);
   c.spawn = r1;
@@ -808,7 +841,8 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     env = { ...process.env, TSRT_NODE: process.execPath, TSRT_DAEMON: script, TSRT_TEST_OUT: tmp,
       ASAN_OPTIONS: [process.env.ASAN_OPTIONS, `log_path=${tmp}/sanitizer/asan`].filter(Boolean).join(':'),
       UBSAN_OPTIONS: [process.env.UBSAN_OPTIONS, `log_path=${tmp}/sanitizer/ubsan`].filter(Boolean).join(':'),
-      TSRT_TEST_PEER: path.join(ROOT, 'native/build/tests/tsrt-console-peer') };
+      TSRT_TEST_PEER: path.join(ROOT, 'native/build/tests/tsrt-console-peer'),
+      TSRT_TEST_LAUNCH: path.resolve(process.env.TSRT_LAUNCH_BIN ?? path.join(ROOT, 'native/build/tsrt-launch')) };
     delete env.TTRPC_ADDRESS;
     delete env.TSRT_DAEMON_DIR;
     b1 = path.join(tmp, 'bundle1');
@@ -914,6 +948,25 @@ describe('native shim binary', { skip: IS_ROOT ? false : 'needs root' }, () => {
     assert.ok(Math.abs(secs - Date.now() / 1000) < 60, 'reaped timestamp is wall-clock time');
     assert.ok(Number(c.reaped[2]) >= 0 && Number(c.reaped[2]) < 1e9);
     assert.ok(c.replyBeforeReaped, 'spawn reply precedes the reaped event');
+
+    // the exec server
+    assert.equal(c.serveSpawn[0], 'ok');
+    assert.deepEqual(c.serveAgain.slice(0, 3), ['error', c.serveAgain[1], '17'], 'a second server under one key: EEXIST');
+    assert.deepEqual([c.handoff1[0], c.handoff2[0]], ['ok', 'ok'], JSON.stringify([c.handoff1, c.handoff2]));
+    assert.notEqual(c.handoff1[2], c.handoff2[2]);
+    assert.equal(c.handoff1Reaped[0], '0');
+    assert.equal(c.handoff2Reaped[0], '5');
+    assert.equal(c.servedOut, `parent ${c.monitorPid}\n`, 'a served process is the monitor\'s child, with the stdio the handoff named');
+    assert.equal(c.handoffMissing[0], 'error');
+    assert.equal(c.handoffMissing[2], '8'); // ENOEXEC: the server's line
+    assert.match(c.handoffMissing[3], /unable to start container process: exec: "\/nonexistent\/tsrt-served"/);
+    assert.equal(c.handoffBadPlan[2], '8');
+    assert.match(c.handoffBadPlan[3], /frobnicate: line 2: unknown step/);
+    assert.equal(c.handoffNoServer[2], '2'); // ENOENT
+    assert.equal(c.handoffChannelStdin[2], '22');
+    assert.equal(c.serveRelease[0], 'ok');
+    assert.equal(c.serveReaped[0], '0', 'the server exits at the end of its channel');
+    assert.equal(c.handoffReleased[2], '2');
 
     assert.equal(c.spawnMissing[0], 'error');
     assert.equal(c.spawnMissing[2], '2'); // ENOENT

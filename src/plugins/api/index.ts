@@ -76,7 +76,10 @@ export interface MonitorStdio {
 export interface SpawnRequest {
   ioKey: string;
   cwd: string;
-  /** MonitorStdio specs */
+  /**
+   * MonitorStdio specs. stdin may also be `channel:`: a private socket to the monitor, which makes the
+   * process an exec server that `ProcessHost.handOff` sends processes to (kept under ioKey until its release).
+   */
   stdin: string;
   stdout: string;
   stderr: string;
@@ -89,8 +92,28 @@ export interface SpawnRequest {
  * What the core lends a backend whose processes live on the host: the container's monitor (a child
  * subreaper) spawns, reaps, keeps stdio and consoles, and watches cgroups for OOM kills.
  */
+/** A process for an exec server to start (ProcessHost.handOff): its stdio as MonitorStdio specs and the server's request. */
+export interface HandOffRequest {
+  ioKey: string;
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  message: string;
+}
+
 export interface ProcessHost {
   spawn(req: SpawnRequest): Promise<number>;
+  /**
+   * Opens a process's stdio as spawn does (keepers under req.ioKey) and sends it with req.message to the exec
+   * server spawned with stdin `channel:` under `channelKey`, which starts the process as a child of the
+   * monitor. Resolves with its pid and the warning lines the server sent. Rejects with UnavailableError
+   * when the server cannot take the request (there is none under channelKey, it is gone or not reading, the
+   * message is too large for one), and with a RuntimeError whose message is the server's error line when
+   * the process could not be started.
+   */
+  handOff(channelKey: string, req: HandOffRequest): Promise<{ pid: number; warnings: string[] }>;
+  /** Closes everything the monitor keeps under ioKey: stdio keepers, console, logger, copies, an exec server's channel. */
+  release(ioKey: string): Promise<void>;
   /** The exit of a process the monitor reaps (its own children and adopted orphans alike). */
   waitExit(pid: number): Promise<Exit>;
   /**

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  DeadlineExceededError, EXEC_ID, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
+  DeadlineExceededError, EXEC_ID, UnavailableError, InvalidArgumentError, NotFoundError, RuntimeError, UnimplementedError,
   type Backend, type BackendInit, type ContainerConfig, type CreateRequest, type ExecRequest, type Exit, type Logger, type Stdio,
 } from '../api/index.js';
 import { HostCgroups } from '../host/cgroup-watch.js';
@@ -24,7 +24,7 @@ import {
   update as updateCgroup, type CgroupDirs, type DeviceNode,
 } from '../../cgroups/write.js';
 import { releaseInit } from './exec-fifo.js';
-import { createPlan, execPlan, type PlanHost } from './plan.js';
+import { createPlan, execPlan, servedExecPlan, servePlan, type PlanHost } from './plan.js';
 import type { OciProcess, OciResources, OciSpec } from './oci.js';
 
 /** How long a launcher may take to hand over the pty master after it exited 0. */
@@ -66,6 +66,17 @@ interface NativeContainer {
   execPids: Map<string, number>;
   cgroups: HostCgroups;
   rootfs: HostRootfs;
+  /** The container's exec server, once an exec started it; 'off' where execs take the launcher. */
+  server: ExecServer | 'off' | null;
+  /** Its start, while one is under way (execs at once share it). */
+  serverStarting: Promise<ExecServer | null> | null;
+}
+
+/** A running `tsrt-launch serve` (docs/native-launcher.md, "The exec server"). */
+interface ExecServer {
+  pid: number;
+  /** Requests it answered: a server that dies before its first answer is not started again. */
+  served: number;
 }
 
 /** What the core keeps for the backend across a daemon restart. */
@@ -77,6 +88,11 @@ const files = (bundle: string) => ({
   pid: path.join(bundle, 'init.pid'),
   fifo: path.join(bundle, 'exec.fifo'),
 });
+
+const serverFiles = (bundle: string) => ({ plan: path.join(bundle, 'native-serve.plan'), err: path.join(bundle, 'native-serve.err') });
+
+/** The monitor key of a container's exec server channel ('/' cannot be in a container or exec id). */
+const serverKey = (id: string): string => `${id}/exec-server`;
 
 const execFiles = (bundle: string, execId: string) => {
   if (!EXEC_ID.test(execId)) throw new InvalidArgumentError(`invalid exec id ${JSON.stringify(execId)}`);
@@ -95,8 +111,12 @@ function launchError(op: 'create' | 'exec', errfile: string, status: number): Ru
   try {
     line = fs.readFileSync(errfile, 'utf8').trim().split('\n').filter((l) => !l.includes('warning:')).pop() ?? '';
   } catch { /* none written */ }
+  return launchErrorLine(op, line || `tsrt-launch exited with status ${status}`);
+}
+
+function launchErrorLine(op: 'create' | 'exec', line: string): RuntimeError {
   if (line.startsWith('unable to start container process: ')) line = `${op === 'create' ? 'tsrt-launch create' : 'exec'} failed: ${line}`;
-  return new RuntimeError(`OCI runtime ${op} failed: ${line || `tsrt-launch exited with status ${status}`}`);
+  return new RuntimeError(`OCI runtime ${op} failed: ${line}`);
 }
 
 /** Warnings the launcher wrote (a step the host could not take that is not fatal, e.g. oom_score_adj). */
@@ -157,10 +177,114 @@ export function createNativeBackend(init: BackendInit): Backend {
     const c = containers.get(id);
     if (c && !execId) c.initExit = exited;
     exited.then((e) => {
-      if (c && !execId) c.initExited = true;
+      if (c && !execId) {
+        c.initExited = true;
+        // nothing can be exec'd any more: the server lets go of the container's namespaces
+        stopServer(c);
+      }
       init.exited(id, execId, e);
     }, () => { /* the monitor is gone */ });
   };
+
+  /** Ends the container's exec server, if it has one (it exits at the end of its channel). */
+  const stopServer = (c: NativeContainer): void => {
+    if (c.server === null || c.server === 'off') return;
+    c.server = null;
+    host.release(serverKey(c.id)).catch((e: unknown) => c.log.warn({ err: (e as Error).message }, 'cannot release the exec server'));
+  };
+
+  /**
+   * The container's exec server, started by its first exec; null where execs take the launcher: a
+   * container with a user namespace (the server would have to give up its host capabilities to join it),
+   * or one whose server failed before it served anything.
+   */
+  function serverFor(c: NativeContainer): Promise<ExecServer | null> {
+    if (c.server === 'off') return Promise.resolve(null);
+    if (c.server) return Promise.resolve(c.server);
+    c.serverStarting ??= startServer(c).finally(() => { c.serverStarting = null; });
+    return c.serverStarting;
+  }
+
+  async function startServer(c: NativeContainer): Promise<ExecServer | null> {
+    if ((c.spec.linux?.namespaces ?? []).some((n) => n.type === 'user')) {
+      c.server = 'off';
+      return null;
+    }
+    const f = serverFiles(c.bundle);
+    const plan = servePlan({ spec: c.spec, initPid: c.initPid, errfile: f.err, cgroupDirs: c.cgroup ? cgroupJoinDirs(c.cgroup) : [] });
+    fs.writeFileSync(f.plan, plan.text, { mode: 0o600 });
+    const key = serverKey(c.id);
+    let pid: number;
+    try {
+      pid = await host.spawn({ ioKey: key, cwd: c.bundle, stdin: 'channel:', stdout: '', stderr: '', argv: [launcherPath(), 'serve', f.plan] });
+    } catch (e) {
+      c.log.warn({ err: (e as Error).message }, 'cannot start the exec server; execs take the launcher');
+      c.server = 'off';
+      return null;
+    }
+    const server: ExecServer = { pid, served: 0 };
+    c.server = server;
+    if (c.initExited || containers.get(c.id) !== c) {
+      // the init exited or the container went while the server started
+      stopServer(c);
+      return null;
+    }
+    host.waitExit(pid).then((e) => {
+      if (c.server === server) {
+        c.server = server.served > 0 ? null : 'off';
+        // the monitor ends the channel at its end of file already; this covers a daemon that raced it
+        host.release(key).catch(() => undefined);
+      }
+      if (server.served === 0 || e.status !== 0) {
+        let why = '';
+        try {
+          why = fs.readFileSync(f.err, 'utf8').trim();
+        } catch { /* none written */ }
+        c.log.warn({ pid, status: e.status, served: server.served, err: why }, 'the exec server exited');
+      }
+    }, () => { /* the monitor is gone */ });
+    return server;
+  }
+
+  /**
+   * An exec through the container's exec server: its pid, or null when the server cannot take it (the
+   * launcher does then). The server's answer comes once the program's execve succeeded, or with the error
+   * line the launcher would have written.
+   */
+  async function execServed(c: NativeContainer, req: ExecRequest, io: { stdin: string; stdout: string; stderr: string }): Promise<number | null> {
+    const server = await serverFor(c);
+    if (!server) return null;
+    hostFacts ??= planHost();
+    const plan = servedExecPlan({ spec: c.spec, process: req.spec as OciProcess, sessionKeyring: sessionKeyring(c.id, c.config), host: hostFacts });
+    for (const w of plan.warnings) c.log.warn({ execId: req.execId }, w);
+    const ms = c.config.runtimeTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms); });
+    try {
+      const r = await Promise.race([host.handOff(serverKey(c.id), { ioKey: req.ioKey, ...io, message: plan.text }), late]);
+      if (r === 'late') {
+        // the server is stuck with this exec's child: it goes, and the next exec starts another
+        c.log.error({ execId: req.execId, timeoutMs: ms }, 'exec server did not answer in time');
+        if (c.server === server) stopServer(c);
+        host.signal(server.pid, 9).catch(() => undefined);
+        throw new DeadlineExceededError(`exec server did not answer within ${ms / 1000} s (RuntimeTimeout)`);
+      }
+      server.served++;
+      for (const w of r.warnings) c.log.warn({ launcher: w, execId: req.execId }, 'native launcher warning');
+      return r.pid;
+    } catch (e) {
+      if (e instanceof DeadlineExceededError) throw e;
+      if (!(e instanceof UnavailableError)) {
+        server.served++;
+        throw launchErrorLine('exec', (e as Error).message);
+      }
+      c.log.warn({ err: (e as Error).message, execId: req.execId }, 'exec server unreachable; this exec takes the launcher');
+      if (c.server === server) c.server = server.served > 0 ? null : 'off';
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   /** Monitor stdio for the launcher: the process's own, or a console socket for a terminal. */
   const launchStdio = (c: NativeContainer, ioKey: string, stdio: Stdio) => hostProcessIo(host, {
@@ -196,6 +320,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       const c: NativeContainer = {
         id: req.id, bundle: req.bundle, namespace: req.namespace, config: req.config, log: req.log, spec, cgroup: null,
         initPid: 0, initExited: false, initExit: null, execPids: new Map(), cgroups: new HostCgroups(req.log), rootfs: new HostRootfs(host, req.bundle),
+        server: null, serverStarting: null,
       };
       // On failure the container stays known: the core's delete(id, true) removes what was made.
       containers.set(req.id, c);
@@ -236,10 +361,13 @@ export function createNativeBackend(init: BackendInit): Backend {
       }
       const c: NativeContainer = {
         id, bundle, namespace, config, log, spec, cgroup: s.cgroup ?? null, initPid: pid, initExited: !running, initExit: null,
-        execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle),
+        execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle), server: null,
+        serverStarting: null,
       };
       c.rootfs.adopt(s.rootfsMounted);
       containers.set(id, c);
+      // an exec server of the daemon before this one: ended, the next exec starts one of this daemon's
+      host.release(serverKey(id)).catch(() => undefined);
       if (running) watchExit(id, '', pid);
       for (const e of runningExecs) {
         c.execPids.set(e.execId, e.pid);
@@ -263,6 +391,13 @@ export function createNativeBackend(init: BackendInit): Backend {
       if (c.initExited) throw new RuntimeError(`container ${req.id} init process is not running`);
       const f = execFiles(c.bundle, req.execId);
       const { io, consoleSocket } = await launchStdio(c, req.ioKey, req.stdio);
+      // a terminal's pty is made by the process's launcher, which reaches the console socket on the host
+      const served = req.stdio.terminal ? null : await execServed(c, req, io);
+      if (served !== null) {
+        c.execPids.set(req.execId, served);
+        watchExit(req.id, req.execId, served);
+        return { pid: served };
+      }
       hostFacts ??= planHost();
       const plan = execPlan({
         spec: c.spec, process: req.spec as OciProcess, initPid: c.initPid, errfile: f.err, pidfile: f.pid,
@@ -307,6 +442,8 @@ export function createNativeBackend(init: BackendInit): Backend {
     async delete(id) {
       const c = containers.get(id);
       if (!c) return;
+      // first: the server holds the container's namespaces (the init's exit has ended it already, mostly)
+      stopServer(c);
       if (c.cgroup) {
         // whatever still runs goes (a created init waiting for Start, a forced delete, left-over children)
         if (cgroupPids(c.cgroup).length > 0) await killAll(c.cgroup, 'SIGKILL');
@@ -319,7 +456,8 @@ export function createNativeBackend(init: BackendInit): Backend {
       }
       await c.rootfs.unmount();
       const f = files(c.bundle);
-      for (const file of [f.plan, f.err, f.fifo]) removeFile(file);
+      const sf = serverFiles(c.bundle);
+      for (const file of [f.plan, f.err, f.fifo, sf.plan, sf.err]) removeFile(file);
       containers.delete(id);
     },
 

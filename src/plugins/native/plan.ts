@@ -693,22 +693,57 @@ export interface ExecPlanInput {
   host: PlanHost;
 }
 
-/** The plan of a process started in a running container. */
-export function execPlan(input: ExecPlanInput): Plan {
-  const plan = new PlanText();
-  if (!Number.isInteger(input.initPid) || input.initPid <= 0) throw new InvalidArgumentError(`init pid ${input.initPid} is not a pid`);
-  if (typeof input.process !== 'object' || input.process === null) throw new InvalidArgumentError('process is missing');
-  checkProcess(input.process, 'process.', input.host, plan.warnings);
-  plan.step('errfile', input.errfile);
-  plan.step('pidfile', input.pidfile);
-  for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
-  if (input.sessionKeyring) plan.step('keyring', input.sessionKeyring);
-  // Whether the init made a namespace or joined one, it is the init's now: the exec joins it there.
+/** The namespaces an exec joins: the init's, whether it made them or joined them. */
+function joinSteps(plan: PlanText, spec: OciSpec, initPid: number): void {
+  if (!Number.isInteger(initPid) || initPid <= 0) throw new InvalidArgumentError(`init pid ${initPid} is not a pid`);
   // /proc/<pid>/ns names the mount namespace `mnt`
-  for (const ns of namespacesOf(input.spec)) plan.step('ns', ns.type, `/proc/${input.initPid}/ns/${ns.type === 'mount' ? 'mnt' : ns.type}`);
+  for (const ns of namespacesOf(spec)) plan.step('ns', ns.type, `/proc/${initPid}/ns/${ns.type === 'mount' ? 'mnt' : ns.type}`);
+}
+
+/** The process steps of an exec: what the launcher and the exec server's child both apply. */
+function execProcessSteps(plan: PlanText, input: Omit<ExecPlanInput, 'errfile' | 'pidfile' | 'cgroupDirs' | 'initPid'>): void {
+  if (input.sessionKeyring) plan.step('keyring', input.sessionKeyring);
   if (present(input.process.oomScoreAdj)) plan.step('oomscore', int(input.process.oomScoreAdj, 'process.oomScoreAdj'));
   processSteps(plan, input.process, 'process.', input.consoleSocket);
   // an exec'd process gets the container's filter, as with runc
   seccompSteps(plan, input.spec.linux?.seccomp);
+}
+
+function checkedProcess(input: { process: OciProcess; host: PlanHost }, plan: PlanText): void {
+  if (typeof input.process !== 'object' || input.process === null) throw new InvalidArgumentError('process is missing');
+  checkProcess(input.process, 'process.', input.host, plan.warnings);
+}
+
+/** The plan of a process started in a running container. */
+export function execPlan(input: ExecPlanInput): Plan {
+  const plan = new PlanText();
+  if (!Number.isInteger(input.initPid) || input.initPid <= 0) throw new InvalidArgumentError(`init pid ${input.initPid} is not a pid`);
+  checkedProcess(input, plan);
+  plan.step('errfile', input.errfile);
+  plan.step('pidfile', input.pidfile);
+  for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
+  joinSteps(plan, input.spec, input.initPid);
+  execProcessSteps(plan, input);
+  return { text: plan.text(), warnings: plan.warnings };
+}
+
+/**
+ * The request of one exec to the container's exec server (`tsrt-launch serve`): the exec plan's process
+ * steps only, since the server has joined the namespaces and holds the cgroups, and answers in place of
+ * the errfile and the pidfile.
+ */
+export function servedExecPlan(input: Omit<ExecPlanInput, 'errfile' | 'pidfile' | 'cgroupDirs' | 'initPid' | 'consoleSocket'>): Plan {
+  const plan = new PlanText();
+  checkedProcess(input, plan);
+  execProcessSteps(plan, input);
+  return { text: plan.text(), warnings: plan.warnings };
+}
+
+/** The plan of the container's exec server: its errfile, the cgroups its children go into, the namespaces it joins. */
+export function servePlan(input: { spec: OciSpec; initPid: number; errfile: string; cgroupDirs: readonly string[] }): Plan {
+  const plan = new PlanText();
+  plan.step('errfile', input.errfile);
+  for (const dir of input.cgroupDirs) plan.step('cgroup', dir);
+  joinSteps(plan, input.spec, input.initPid);
   return { text: plan.text(), warnings: plan.warnings };
 }
