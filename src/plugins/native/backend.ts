@@ -70,6 +70,8 @@ interface NativeContainer {
   server: ExecServer | 'off' | null;
   /** Its start, while one is under way (execs at once share it). */
   serverStarting: Promise<ExecServer | null> | null;
+  /** The exit of the last server started (Delete waits for it: a server holds the container's namespaces). */
+  serverExit: Promise<unknown> | null;
 }
 
 /** A running `tsrt-launch serve` (docs/native-launcher.md, "The exec server"). */
@@ -224,18 +226,13 @@ export function createNativeBackend(init: BackendInit): Backend {
     }
     const server: ExecServer = { pid, served: 0 };
     c.server = server;
-    if (c.initExited || containers.get(c.id) !== c) {
-      // the init exited or the container went while the server started
-      stopServer(c);
-      return null;
-    }
-    host.waitExit(pid).then((e) => {
+    c.serverExit = host.waitExit(pid).then((e) => {
       if (c.server === server) {
         c.server = server.served > 0 ? null : 'off';
         // the monitor ends the channel at its end of file already; this covers a daemon that raced it
         host.release(key).catch(() => undefined);
       }
-      if (server.served === 0 || e.status !== 0) {
+      if (e.status !== 0) {
         let why = '';
         try {
           why = fs.readFileSync(f.err, 'utf8').trim();
@@ -243,6 +240,11 @@ export function createNativeBackend(init: BackendInit): Backend {
         c.log.warn({ pid, status: e.status, served: server.served, err: why }, 'the exec server exited');
       }
     }, () => { /* the monitor is gone */ });
+    if (c.initExited || containers.get(c.id) !== c) {
+      // the init exited or the container went while the server started
+      stopServer(c);
+      return null;
+    }
     return server;
   }
 
@@ -320,7 +322,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       const c: NativeContainer = {
         id: req.id, bundle: req.bundle, namespace: req.namespace, config: req.config, log: req.log, spec, cgroup: null,
         initPid: 0, initExited: false, initExit: null, execPids: new Map(), cgroups: new HostCgroups(req.log), rootfs: new HostRootfs(host, req.bundle),
-        server: null, serverStarting: null,
+        server: null, serverStarting: null, serverExit: null,
       };
       // On failure the container stays known: the core's delete(id, true) removes what was made.
       containers.set(req.id, c);
@@ -362,7 +364,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       const c: NativeContainer = {
         id, bundle, namespace, config, log, spec, cgroup: s.cgroup ?? null, initPid: pid, initExited: !running, initExit: null,
         execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle), server: null,
-        serverStarting: null,
+        serverStarting: null, serverExit: null,
       };
       c.rootfs.adopt(s.rootfsMounted);
       containers.set(id, c);
@@ -453,6 +455,11 @@ export function createNativeBackend(init: BackendInit): Backend {
           clearTimeout(timer);
         }
         await remove(c.cgroup);
+      }
+      if (c.serverExit) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([c.serverExit, new Promise((r) => { timer = setTimeout(r, REAP_WAIT_MS); })]);
+        clearTimeout(timer);
       }
       await c.rootfs.unmount();
       const f = files(c.bundle);
