@@ -301,7 +301,7 @@ static void do_spawn(char **f, size_t n)
 	reply_ok(seq, num);
 }
 
-/* handoff <seq> <io key> <channel key> <stdin> <stdout> <stderr> <message>: answered once the server has */
+/* handoff <seq> <io key> <channel key> <stdin> <stdout> <stderr> <message>: the reply follows the server's answer */
 static void do_handoff(char **f, size_t n)
 {
 	if (n != 8) {
