@@ -64,6 +64,8 @@ interface NativeContainer {
   /** The init's exit, once it is watched (one waiter per pid at the monitor: everyone shares this one). */
   initExit: Promise<Exit> | null;
   execPids: Map<string, number>;
+  /** Execs that took the launcher, which leaves files in the bundle (all of them, for an adopted container). */
+  launched: Set<string> | 'all';
   cgroups: HostCgroups;
   rootfs: HostRootfs;
   /** The container's exec server, once an exec started it; 'off' where execs take the launcher. */
@@ -321,7 +323,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       const spec = JSON.parse(fs.readFileSync(path.join(req.bundle, 'config.json'), 'utf8')) as OciSpec;
       const c: NativeContainer = {
         id: req.id, bundle: req.bundle, namespace: req.namespace, config: req.config, log: req.log, spec, cgroup: null,
-        initPid: 0, initExited: false, initExit: null, execPids: new Map(), cgroups: new HostCgroups(req.log), rootfs: new HostRootfs(host, req.bundle),
+        initPid: 0, initExited: false, initExit: null, execPids: new Map(), launched: new Set(), cgroups: new HostCgroups(req.log), rootfs: new HostRootfs(host, req.bundle),
         server: null, serverStarting: null, serverExit: null,
       };
       // On failure the container stays known: the core's delete(id, true) removes what was made.
@@ -363,7 +365,7 @@ export function createNativeBackend(init: BackendInit): Backend {
       }
       const c: NativeContainer = {
         id, bundle, namespace, config, log, spec, cgroup: s.cgroup ?? null, initPid: pid, initExited: !running, initExit: null,
-        execPids: new Map(), cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle), server: null,
+        execPids: new Map(), launched: 'all', cgroups: new HostCgroups(log), rootfs: new HostRootfs(host, bundle), server: null,
         serverStarting: null, serverExit: null,
       };
       c.rootfs.adopt(s.rootfsMounted);
@@ -406,6 +408,7 @@ export function createNativeBackend(init: BackendInit): Backend {
         cgroupDirs: c.cgroup ? cgroupJoinDirs(c.cgroup) : [], consoleSocket, sessionKeyring: sessionKeyring(c.id, c.config), host: hostFacts,
       });
       for (const w of plan.warnings) c.log.warn({ execId: req.execId }, w);
+      if (c.launched !== 'all') c.launched.add(req.execId);
       try {
         const pid = await launch('exec', c, req.ioKey, io, plan.text, f, req.stdio.terminal);
         c.execPids.set(req.execId, pid);
@@ -420,6 +423,8 @@ export function createNativeBackend(init: BackendInit): Backend {
       const c = containers.get(id);
       if (!c) return;
       c.execPids.delete(execId);
+      // a served exec left no file: no unlinks on the probes' path
+      if (c.launched !== 'all' && !c.launched.delete(execId)) return;
       const f = execFiles(c.bundle, execId);
       for (const file of [f.plan, f.err, f.pid]) removeFile(file);
     },
